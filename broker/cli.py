@@ -1,0 +1,166 @@
+"""`vuoro`: the hall server and the terminal tools (kiosk, counter, observer) in one command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import __version__, runfile
+from .config import DEMO_HALL, ConfigError, HallConfig, load_hall
+from .mqtt import VERSIONS, BrokerAddress
+
+log = logging.getLogger("vuoro")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hall", default=os.environ.get("VUORO_HALL", str(DEMO_HALL)),
+                        help="hall config file (default: $VUORO_HALL or the demo hall)")
+    parser.add_argument("--broker", default=os.environ.get("VUORO_BROKER"),
+                        help="mqtt://HOST:PORT of the hall's broker (default: the local hall server's)")
+    parser.add_argument("--mqtt-version", choices=list(VERSIONS), default="3.1.1")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vuoro", description="Vuoro: kiosk and queue-ticket system")
+    parser.add_argument("--version", action="version", version=f"vuoro {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    server = commands.add_parser("server", help="run the hall server")
+    _add_common(server)
+    server.set_defaults(log_level="INFO")
+    server.add_argument("--db", help="SQLite event log (default: var/<hall>.sqlite)")
+    server.add_argument("--listen", default=None,
+                        help="HOST:PORT for the embedded broker (default 127.0.0.1:1883, or a free port if taken)")
+    server.add_argument("--always-open", action="store_true", help="ignore opening hours (demos, tests)")
+
+    ticket = commands.add_parser("ticket", help="draw a ticket, as a kiosk would")
+    _add_common(ticket)
+    ticket.add_argument("topic", help="topic id or letter")
+    ticket.add_argument("--lang", help="the visitor's language (default: the hall's main language)")
+    ticket.add_argument("--priority", action="store_true", help="an accessibility (priority) ticket")
+    ticket.add_argument("--device", default="cli", help="kiosk id to act as (default: cli)")
+    ticket.add_argument("--json", action="store_true", help="print the reply as JSON")
+
+    call = commands.add_parser("call", help="act as a counter: next, recall, noshow, done, forward...")
+    _add_common(call)
+    call.add_argument("counter", help="counter id")
+    call.add_argument("action", choices=["next", "recall", "noshow", "done", "forward", "pause", "open", "close"])
+    call.add_argument("--topic", help="next: only this topic; forward: to this topic")
+    call.add_argument("--to-counter", help="forward: to this counter")
+    call.add_argument("--note", help="forward: a short note for the next counter")
+    call.add_argument("--outcome", choices=["resolved", "handed_on"], default="resolved", help="done: outcome")
+    call.add_argument("--matters", help="done: comma-separated topic ids handled in the visit")
+    call.add_argument("--reason", help="pause: why")
+    call.add_argument("--json", action="store_true")
+
+    status = commands.add_parser("status", help="show the hall: queues, counters, last calls")
+    _add_common(status)
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> HallConfig:
+    try:
+        return load_hall(args.hall)
+    except ConfigError as exc:
+        print(f"vuoro: hall config refused: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def broker_address(args: argparse.Namespace, hall: HallConfig) -> BrokerAddress:
+    url = args.broker or runfile.read(hall.id) or "mqtt://127.0.0.1:1883"
+    try:
+        return BrokerAddress.parse(url)
+    except ValueError as exc:
+        print(f"vuoro: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if args.command == "server":
+        return run_server(args)
+    from . import cli_actions
+
+    hall = _load(args)
+    return cli_actions.run(args, hall, broker_address(args, hall))
+
+
+def _listen_address(value: str | None) -> tuple[str, int, bool]:
+    if value is None:
+        return "127.0.0.1", 1883, False
+    host, _, port = value.rpartition(":")
+    try:
+        return host.strip("[]") or "0.0.0.0", int(port), True
+    except ValueError:
+        print(f"vuoro: --listen {value!r} must be HOST:PORT", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from .embedded import EmbeddedBroker, EmbeddedBrokerError, free_port, port_is_free
+    from .service import HallService
+    from .store import StoreError
+
+    hall = _load(args)
+    embedded: EmbeddedBroker | None = None
+    if args.broker:
+        try:
+            address = BrokerAddress.parse(args.broker)
+        except ValueError as exc:
+            print(f"vuoro: {exc}", file=sys.stderr)
+            return 2
+    else:
+        host, port, explicit = _listen_address(args.listen)
+        if not explicit and not port_is_free(host, port):
+            port = free_port(host)
+            log.info("port 1883 is taken; the embedded broker listens on %d instead", port)
+        embedded = EmbeddedBroker(host, port)
+        try:
+            address = embedded.start()
+        except EmbeddedBrokerError as exc:
+            print(f"vuoro: {exc}", file=sys.stderr)
+            return 1
+    db = Path(args.db or Path("var") / f"{hall.id}.sqlite")
+    try:
+        service = HallService(hall, db, address, always_open=args.always_open, version=args.mqtt_version)
+    except StoreError as exc:
+        print(f"vuoro: {exc}", file=sys.stderr)
+        if embedded:
+            embedded.stop()
+        return 2
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if not service.start(timeout=15):
+        log.warning("broker %s not reachable yet; retrying in the background", address.url)
+    runfile.write(hall.id, address.url)
+    print(f"vuoro server: hall {hall.id} ({hall.name[hall.main_language]}) on broker {address.url}, "
+          f"log {db}, seq {service.engine.state.seq}{', always open' if args.always_open else ''}; "
+          "ready", flush=True)
+    try:
+        while not stop.is_set() and service.fatal is None:
+            stop.wait(0.5)
+    finally:
+        runfile.remove(hall.id, address.url)
+        service.stop()
+        if embedded is not None:
+            embedded.stop()
+    if service.fatal is not None:
+        print(f"vuoro server: stopped on an error: {service.fatal}", file=sys.stderr)
+        return 1
+    print("vuoro server: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""The terminal kiosk, counter and observer: `vuoro ticket`, `vuoro call`, `vuoro status`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from . import protocol as p
+from .client import CommandError, HallClient, ServerUnavailable
+from .config import HallConfig
+from .mqtt import BrokerAddress
+
+TIMEOUT_S = 5.0
+
+
+def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
+    if args.command == "status":
+        return _status(args, hall, address)
+    role, device = ("kiosk", args.device) if args.command == "ticket" else ("counter", args.counter)
+    try:
+        client = HallClient(address, hall.id, role, device, version=args.mqtt_version, presence=False)
+    except ValueError as exc:
+        print(f"vuoro: {exc}", file=sys.stderr)
+        return 2
+    if not client.start(timeout=TIMEOUT_S):
+        client.close()
+        print(f"vuoro: cannot reach the broker at {address.url} (is `vuoro server` running?)", file=sys.stderr)
+        return 3
+    try:
+        if args.command == "ticket":
+            topic = _topic_id(hall, args.topic)
+            result = client.request("issue", TIMEOUT_S, topic=topic, lang=args.lang,
+                                    priority=True if args.priority else None)
+        else:
+            result = client.request(args.action, TIMEOUT_S, **_call_fields(args))
+    except ServerUnavailable as exc:
+        print(f"vuoro: {exc.message}", file=sys.stderr)
+        return 3
+    except CommandError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": {"code": exc.code, "message": exc.message, **exc.details}},
+                             ensure_ascii=False))
+        else:
+            extra = "".join(f"; {k}: {v}" for k, v in exc.details.items())
+            print(f"refused ({exc.code}): {exc.message}{extra}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps({"ok": True, "result": result}, ensure_ascii=False))
+    elif args.command == "ticket":
+        print(describe_ticket(hall, result["ticket"], args.lang))
+    else:
+        print(describe_counter(hall, result))
+    return 0
+
+
+def _topic_id(hall: HallConfig, given: str) -> str:
+    if given in hall.topics:
+        return given
+    topic = hall.topic_by_letter(given.upper()) if len(given) == 1 else None
+    return topic.id if topic else given  # let the server refuse an unknown one, with its list
+
+
+def _call_fields(args: argparse.Namespace) -> dict[str, Any]:
+    action = args.action
+    if action == "next":
+        return {"topic": args.topic}
+    if action == "done":
+        matters = [m.strip() for m in args.matters.split(",") if m.strip()] if args.matters else None
+        return {"outcome": args.outcome, "matters": matters}
+    if action == "forward":
+        return {"topic": args.topic, "counter": args.to_counter, "note": args.note}
+    if action == "pause":
+        return {"reason": args.reason}
+    return {}
+
+
+def _lang(hall: HallConfig, lang: str | None) -> str:
+    return lang if lang in hall.languages else hall.main_language
+
+
+def _minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return "<1 min" if minutes < 1 else f"{minutes} min"
+
+
+def _clock(at: str | None) -> str:
+    return "" if not at else datetime.fromisoformat(at).strftime("%H:%M")
+
+
+def describe_ticket(hall: HallConfig, ticket: dict[str, Any], lang: str | None = None) -> str:
+    lang = _lang(hall, lang or ticket.get("lang"))
+    topic = hall.topics[ticket["topic"]]
+    flags = " (priority)" if ticket.get("priority") else ""
+    return (f"{ticket['number']}{flags}  {topic.name[lang]}  [{ticket['lang']}]  issued {_clock(ticket['issued_at'])}, "
+            f"{ticket['ahead']} ahead, expected wait ~{_minutes(ticket['expected_wait_s'])}")
+
+
+def describe_counter(hall: HallConfig, result: dict[str, Any]) -> str:
+    counter = result["counter"]
+    lang = hall.main_language
+    line = f"counter {counter['counter']}: {counter['status']}"
+    if counter.get("reason"):
+        line += f" ({counter['reason']})"
+    ticket = result.get("ticket")
+    if ticket is not None:
+        topic = hall.topics[ticket["topic"]].name[lang]
+        line += f"; {ticket['number']} {topic} [{ticket['lang']}] is {ticket['state']}"
+        if ticket.get("to_counter"):
+            line += f" for counter {ticket['to_counter']}"
+        if ticket["state"] == p.CALLED and ticket.get("recalls"):
+            line += f" (recall {ticket['recalls']})"
+    return line
+
+
+def _status(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
+    client = HallClient(address, hall.id, "admin", f"status-{p.new_command_id()[:8]}", version=args.mqtt_version,
+                        presence=False, watch=True)
+    if not client.start(timeout=TIMEOUT_S):
+        client.close()
+        print(f"vuoro: cannot reach the broker at {address.url}", file=sys.stderr)
+        return 3
+    try:
+        wanted = {"hall", "calls", "server"} | {f"queue/{t}" for t in hall.topics} \
+            | {f"counter/{c}" for c in hall.counters}
+        client.wait_for(lambda s: wanted <= set(s), timeout=2.0)
+        state = client.snapshot()
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(state, ensure_ascii=False, indent=2, sort_keys=True))
+        return 0 if "hall" in state else 3
+    print(format_status(hall, state))
+    return 0 if "hall" in state else 3
+
+
+def format_status(hall: HallConfig, state: dict[str, dict[str, Any]]) -> str:
+    lang = hall.main_language
+    server = state.get("server", {})
+    lines = [f"{hall.name[lang]} ({hall.id})   server: {server.get('status', 'unknown')}"
+             f" {server.get('version', '')}".rstrip()]
+    hall_state = state.get("hall")
+    if hall_state is None:
+        lines.append("no state from the hall server yet (is `vuoro server` running for this hall?)")
+        return "\n".join(lines)
+    when = "issuing tickets" if hall_state["accepting"] else f"closed; opens {hall_state.get('next_open') or '?'}"
+    lines.append(f"day {hall_state['day']}, {when}, {hall_state['issued_today']} issued, "
+                 f"{hall_state['waiting']} waiting, event seq {hall_state['seq']}")
+    lines.append("")
+    lines.append(f"{'topic':<34}{'waiting':>8}{'longest':>10}{'new ticket waits':>18}")
+    now = datetime.now(hall.tz)
+    for topic in hall.topics.values():
+        queue = state.get(f"queue/{topic.id}", {})
+        oldest = queue.get("oldest_issued_at")
+        longest = _minutes((now - datetime.fromisoformat(oldest)).total_seconds()) if oldest else "-"
+        lines.append(f"{topic.letter} {topic.name[lang]:<32}{queue.get('waiting', 0):>8}{longest:>10}"
+                     f"{'~' + _minutes(queue.get('expected_wait_s', 0)):>18}")
+    lines.append("")
+    lines.append(f"{'counter':<12}{'status':<10}serving")
+    for counter in hall.counters.values():
+        body = state.get(f"counter/{counter.id}", {})
+        ticket = body.get("ticket")
+        serving = f"{ticket['number']} [{ticket['lang']}] since {_clock(ticket.get('called_at'))}" if ticket else ""
+        if body.get("forwarded"):
+            serving += f"  ({len(body['forwarded'])} forwarded here)"
+        lines.append(f"{counter.name[lang]:<12}{body.get('status', '?'):<10}{serving}")
+    calls = state.get("calls", {}).get("calls", [])
+    if calls:
+        lines.append("")
+        lines.append("last calls: " + ", ".join(f"{c['number']} -> {c['counter']}" for c in calls[:6]))
+    return "\n".join(lines)

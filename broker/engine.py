@@ -1,0 +1,359 @@
+"""The queue as a pure state machine: (state, command, now) -> events + reply.
+
+The engine checks a command completely before it emits anything, so a refusal
+leaves the state and the log untouched. Every change goes through
+`HallState.apply`, the same function that replays the log at start.
+Time is passed in; nothing here reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import protocol as p
+from .config import HallConfig
+from .hallstate import QUEUE_PREVIEW, HallState, Ticket
+from .protocol import Err, ProtocolError
+
+MAX_NUMBER = 999
+TIER_WEIGHTS = (1.0, 0.5, 0.25)
+
+
+@dataclass
+class Outcome:
+    """What one command did: the events to commit (maybe a day rollover even on refusal) and the reply."""
+
+    events: list[p.Event]
+    reply: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.reply.get("ok"))
+
+
+class Engine:
+    def __init__(self, hall: HallConfig, *, always_open: bool = False, state: HallState | None = None) -> None:
+        self.hall = hall
+        self.always_open = always_open
+        self.state = state or HallState(hall)
+        self._pending: list[p.Event] = []
+
+    # ------------------------------------------------------------ entry points
+
+    def handle(self, command: p.Command, now: datetime) -> Outcome:
+        self._pending = []
+        self._roll_day(now)
+        try:
+            result = self._dispatch(command, now)
+            reply = p.reply_ok(command.id, result)
+        except ProtocolError as exc:
+            reply = p.reply_error(command.id, exc.code, exc.message, exc.details)
+        return Outcome(self._take(), reply)
+
+    def tick(self, now: datetime) -> list[p.Event]:
+        """Run by the service every few seconds: day rollover and the expiry after closing."""
+        self._pending = []
+        self._roll_day(now)
+        if not self.always_open:
+            self._expire_after_close(now)
+        return self._take()
+
+    def apply(self, event: p.Event) -> None:
+        self.state.apply(event)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _take(self) -> list[p.Event]:
+        events, self._pending = self._pending, []
+        return events
+
+    def _emit(self, event_type: str, now: datetime, **data: Any) -> p.Event:
+        event = p.Event(seq=self.state.seq + 1, at=_iso(now), type=event_type, data=data)
+        self.state.apply(event)
+        number = data.get("ticket", {}).get("number") if isinstance(data.get("ticket"), dict) else None
+        if number is not None:
+            data["ticket"] = self.state.tickets[number].public()  # the ticket as the event left it
+        self._pending.append(event)
+        return event
+
+    def _dispatch(self, command: p.Command, now: datetime) -> dict[str, Any]:
+        if command.role == "kiosk":
+            return self._issue(command, now)
+        if command.role == "admin":
+            if command.op == "ping":
+                return {"pong": True, "seq": self.state.seq}
+            return self.snapshot(now)
+        if command.device not in self.hall.counters:
+            raise ProtocolError(Err.UNKNOWN_COUNTER, f"counter {command.device!r} is not in hall "
+                                f"{self.hall.id!r} (known: {', '.join(self.hall.counters)})")
+        handler = getattr(self, "_op_" + command.op)
+        result: dict[str, Any] = handler(command.device, command.args, now)
+        return result
+
+    # ------------------------------------------------------------ the day
+
+    def _roll_day(self, now: datetime) -> None:
+        today = now.date().isoformat()
+        state = self.state
+        if state.day is not None and today <= state.day:
+            return  # same day, or the clock stepped back: never restart numbers twice in a day
+        if state.day is not None:
+            for ticket in self._open_tickets():
+                self._emit(p.TICKET_EXPIRED, now, ticket={"number": ticket.number}, reason="day_end")
+            for counter in state.counters.values():
+                if counter.status != p.CLOSED:
+                    self._emit(p.COUNTER_CLOSED, now, counter=counter.id, reason="day_end")
+        self._emit(p.DAY_STARTED, now, day=today,
+                   service_time_s={t: round(s, 1) for t, s in state.service_time_s.items()})
+
+    def _expire_after_close(self, now: datetime) -> None:
+        closes = self.hall.hours.closing_time(now.date(), now.tzinfo)
+        grace = self.hall.rules.expire_after_close_min * 60
+        if closes is None or (now - closes).total_seconds() < grace:
+            return
+        if self.state.expired_after_close == self.state.day:
+            return
+        waiting = [t for t in self._open_tickets() if t.state == p.WAITING]
+        for ticket in waiting:
+            self._emit(p.TICKET_EXPIRED, now, ticket={"number": ticket.number}, reason="after_close")
+        self.state.expired_after_close = self.state.day
+
+    def _open_tickets(self) -> list[Ticket]:
+        return sorted((t for t in self.state.tickets.values() if t.state in (p.WAITING, p.CALLED)),
+                      key=lambda t: t.order)
+
+    # ------------------------------------------------------------ kiosk
+
+    def _issue(self, command: p.Command, now: datetime) -> dict[str, Any]:
+        args = command.args
+        topic = self.hall.topics.get(args["topic"])
+        if topic is None:
+            raise ProtocolError(Err.UNKNOWN_TOPIC, f"topic {args['topic']!r} is not in hall {self.hall.id!r} "
+                                f"(known: {', '.join(self.hall.topics)})")
+        lang = args.get("lang", self.hall.main_language)
+        if lang not in self.hall.languages:
+            raise ProtocolError(Err.UNKNOWN_LANG, f"language {lang!r} is not one of this hall's "
+                                f"({', '.join(self.hall.languages)})")
+        priority = bool(args.get("priority", False))
+        if priority and not self.hall.rules.priority_allowed:
+            raise ProtocolError(Err.PRIORITY_NOT_ALLOWED, "this hall does not issue priority tickets")
+        if not self.always_open and not self.hall.hours.accepts_tickets(now):
+            next_open = self.hall.hours.next_opening(now)
+            raise ProtocolError(Err.HALL_CLOSED, "the hall is not issuing tickets now",
+                                details={"next_open": None if next_open is None else _iso(next_open)})
+        n = self.state.next_number[topic.id]
+        if n > MAX_NUMBER:
+            raise ProtocolError(Err.NUMBERS_EXHAUSTED, f"all {MAX_NUMBER} numbers of topic {topic.id!r} "
+                                "are used today")
+        ahead = self.state.priority_waiting(topic.id) if priority else len(self.state.waiting[topic.id])
+        ticket = {"number": p.format_number(topic.letter, n), "topic": topic.id, "lang": lang,
+                  "priority": priority, "issued_at": _iso(now), "ahead": ahead,
+                  "expected_wait_s": self.expected_wait_s(topic.id, ahead)}
+        event = self._emit(p.TICKET_ISSUED, now, ticket=ticket, device=command.device)
+        return {"ticket": event.data["ticket"]}
+
+    def expected_wait_s(self, topic: str, ahead: int) -> int:
+        """People ahead, shared over the counters serving the topic, times the recent service time.
+
+        Counters serve a topic fully in their first tier and partly in later ones. With no
+        counter open yet (early morning) the first-tier counters are assumed to open.
+        """
+        capacity = 0.0
+        for counter in self.hall.counters_serving(topic):
+            if self.state.counters[counter.id].status != p.OPEN:
+                continue
+            tier = counter.tier_of(topic) or 0
+            capacity += TIER_WEIGHTS[min(tier, len(TIER_WEIGHTS) - 1)]
+        if capacity == 0:
+            capacity = sum(1.0 for c in self.hall.counters_serving(topic) if c.tier_of(topic) == 0) or 1.0
+        return math.ceil((ahead + 0.5) * self.state.service_time_s[topic] / capacity)
+
+    # ------------------------------------------------------------ counter
+
+    def _counter_result(self, counter_id: str, ticket: Ticket | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = {"counter": self.counter_state(counter_id)}
+        if ticket is not None:
+            result["ticket"] = ticket.public()
+        return result
+
+    def _require_current(self, counter_id: str) -> Ticket:
+        ticket = self.state.current_ticket(counter_id)
+        if ticket is None:
+            raise ProtocolError(Err.NO_TICKET, f"counter {counter_id} has no visitor called")
+        return ticket
+
+    def _close_visit(self, counter_id: str, now: datetime) -> None:
+        """An open visit ends as resolved when staff move on without saying otherwise."""
+        current = self.state.current_ticket(counter_id)
+        if current is not None:
+            self._emit(p.TICKET_DONE, now, ticket={"number": current.number}, counter=counter_id,
+                       outcome="resolved", matters=[current.topic], auto=True)
+
+    def pick_next(self, counter_id: str, only_topic: str | None = None) -> Ticket | None:
+        """Forwarded to this counter first, then the first tier with anyone waiting, longest wait first."""
+        state = self.state
+        counter = state.counters[counter_id]
+        if counter.forwarded and only_topic is None:
+            return state.tickets[counter.forwarded[0]]
+        for tier in self.hall.counters[counter_id].tiers:
+            heads = [h for t in tier if (only_topic is None or t == only_topic) and (h := state.head(t))]
+            if heads:
+                return min(heads, key=lambda t: t.order)
+        return None
+
+    def _op_next(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        counter = self.state.counters[counter_id]
+        only = args.get("topic")
+        if only is not None:
+            if only not in self.hall.topics:
+                raise ProtocolError(Err.UNKNOWN_TOPIC, f"topic {only!r} is not in this hall")
+            if not self.hall.counters[counter_id].serves(only):
+                raise ProtocolError(Err.NOT_YOUR_TOPIC, f"counter {counter_id} does not serve {only!r}")
+        if counter.status == p.CLOSED:
+            raise ProtocolError(Err.COUNTER_CLOSED, f"counter {counter_id} is closed; open it first")
+        ticket = self.pick_next(counter_id, only)
+        if ticket is None:
+            raise ProtocolError(Err.QUEUE_EMPTY, f"nobody is waiting for counter {counter_id}")
+        if counter.status == p.PAUSED:
+            self._emit(p.COUNTER_OPENED, now, counter=counter_id, reason="next")
+        self._close_visit(counter_id, now)
+        self._emit(p.TICKET_CALLED, now, ticket={"number": ticket.number}, counter=counter_id, recall=0)
+        return self._counter_result(counter_id, ticket)
+
+    def _op_recall(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        ticket = self._require_current(counter_id)
+        self._emit(p.TICKET_CALLED, now, ticket={"number": ticket.number}, counter=counter_id,
+                   recall=ticket.recalls + 1)
+        return self._counter_result(counter_id, ticket)
+
+    def _op_noshow(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        ticket = self._require_current(counter_id)
+        needed = self.hall.rules.noshow_after_recalls
+        if ticket.recalls < needed:
+            raise ProtocolError(Err.TOO_FEW_RECALLS, f"recall {ticket.number} {needed - ticket.recalls} more "
+                                f"time(s) before marking a no-show", details={"recalls": ticket.recalls})
+        self._emit(p.TICKET_NOSHOW, now, ticket={"number": ticket.number}, counter=counter_id)
+        return self._counter_result(counter_id, ticket)
+
+    def _op_done(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        ticket = self._require_current(counter_id)
+        matters = list(args.get("matters") or [ticket.topic])
+        unknown = [m for m in matters if m not in self.hall.topics]
+        if unknown:
+            raise ProtocolError(Err.UNKNOWN_TOPIC, f"matters name unknown topics: {', '.join(unknown)}")
+        self._emit(p.TICKET_DONE, now, ticket={"number": ticket.number}, counter=counter_id,
+                   outcome=args["outcome"], matters=matters, auto=False)
+        return self._counter_result(counter_id, ticket)
+
+    def _op_forward(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        ticket = self._require_current(counter_id)
+        target: dict[str, Any]
+        if "topic" in args:
+            if args["topic"] not in self.hall.topics:
+                raise ProtocolError(Err.UNKNOWN_TOPIC, f"topic {args['topic']!r} is not in this hall "
+                                    f"(known: {', '.join(self.hall.topics)})")
+            target = {"to_topic": args["topic"]}
+        else:
+            to = args["counter"]
+            if to not in self.hall.counters:
+                raise ProtocolError(Err.UNKNOWN_COUNTER, f"counter {to!r} is not in this hall "
+                                    f"(known: {', '.join(self.hall.counters)})")
+            if to == counter_id:
+                raise ProtocolError(Err.BAD_FIELD, "a ticket cannot be forwarded to the counter it is at")
+            if self.state.counters[to].status == p.CLOSED:
+                raise ProtocolError(Err.COUNTER_CLOSED, f"counter {to} is closed; forward to a topic instead")
+            target = {"to_counter": to}
+        note = args.get("note")
+        self._emit(p.TICKET_FORWARDED, now, ticket={"number": ticket.number}, counter=counter_id,
+                   **target, **({"note": note} if note else {}))
+        return self._counter_result(counter_id, ticket)
+
+    def _op_pause(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        if self.state.counters[counter_id].status == p.CLOSED:
+            raise ProtocolError(Err.COUNTER_CLOSED, f"counter {counter_id} is closed")
+        self._close_visit(counter_id, now)
+        self._emit(p.COUNTER_PAUSED, now, counter=counter_id, reason=args.get("reason") or None)
+        return self._counter_result(counter_id)
+
+    def _op_open(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        if self.state.counters[counter_id].status != p.OPEN:
+            self._emit(p.COUNTER_OPENED, now, counter=counter_id)
+        return self._counter_result(counter_id)
+
+    def _op_close(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        counter = self.state.counters[counter_id]
+        if counter.status == p.CLOSED:
+            return self._counter_result(counter_id)
+        self._close_visit(counter_id, now)
+        for number in list(counter.forwarded):  # nobody may wait for a counter that has gone home
+            ticket = self.state.tickets[number]
+            self._emit(p.TICKET_FORWARDED, now, ticket={"number": number}, counter=counter_id,
+                       to_topic=ticket.topic, note=ticket.note or None, reason="counter_closed")
+        self._emit(p.COUNTER_CLOSED, now, counter=counter_id)
+        return self._counter_result(counter_id)
+
+    # ------------------------------------------------------------ state for devices
+
+    def counter_state(self, counter_id: str) -> dict[str, Any]:
+        counter = self.state.counters[counter_id]
+        current = self.state.current_ticket(counter_id)
+        return {"counter": counter_id, "status": counter.status, "since": counter.since, "reason": counter.reason,
+                "ticket": None if current is None else current.public(),
+                "forwarded": [self.state.tickets[n].public() for n in counter.forwarded],
+                "served_today": counter.served}
+
+    def queue_state(self, topic: str) -> dict[str, Any]:
+        waiting = self.state.waiting[topic]
+        oldest = self.state.oldest(topic)
+        preview = [self.state.tickets[key[2]].public() for key in waiting[:QUEUE_PREVIEW]]
+        return {"topic": topic, "waiting": len(waiting), "priority": self.state.priority_waiting(topic),
+                "oldest_issued_at": None if oldest is None else oldest.issued_at,
+                "expected_wait_s": self.expected_wait_s(topic, len(waiting)),
+                "service_time_s": round(self.state.service_time_s[topic], 1), "tickets": preview}
+
+    def hall_state(self, now: datetime) -> dict[str, Any]:
+        accepting = self.always_open or self.hall.hours.accepts_tickets(now)
+        next_open = None if accepting else self.hall.hours.next_opening(now)
+        return {"hall": self.hall.id, "day": self.state.day, "accepting": accepting,
+                "always_open": self.always_open, "next_open": None if next_open is None else _iso(next_open),
+                "issued_today": self.state.issued_today,
+                "waiting": sum(len(w) for w in self.state.waiting.values())
+                + sum(len(c.forwarded) for c in self.state.counters.values()),
+                "counters": {c.id: c.status for c in self.state.counters.values()}}
+
+    def calls_state(self) -> dict[str, Any]:
+        return {"calls": list(self.state.calls)}
+
+    def state_messages(self, parts: set[str], now: datetime) -> dict[str, dict[str, Any]]:
+        """Retained payloads for the named parts ("hall", "calls", "queue/<topic>", "counter/<id>")."""
+        messages: dict[str, dict[str, Any]] = {}
+        for part in sorted(parts):
+            kind, _, name = part.partition("/")
+            if kind == "hall":
+                body = self.hall_state(now)
+            elif kind == "calls":
+                body = self.calls_state()
+            elif kind == "queue" and name in self.hall.topics:
+                body = self.queue_state(name)
+            elif kind == "counter" and name in self.hall.counters:
+                body = self.counter_state(name)
+            else:
+                continue
+            messages[part] = p.state_payload(self.state.seq, **body)
+        return messages
+
+    def all_parts(self) -> set[str]:
+        return ({"hall", "calls"} | {"queue/" + t for t in self.hall.topics}
+                | {"counter/" + c for c in self.hall.counters})
+
+    def snapshot(self, now: datetime) -> dict[str, Any]:
+        return {"seq": self.state.seq, **{part: body for part, body in self.state_messages(self.all_parts(),
+                                                                                           now).items()}}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")

@@ -1,0 +1,189 @@
+"""One MQTT connection as every Vuoro process needs it (paho-mqtt 2, VERSION2 callbacks).
+
+Reconnects by itself, restores its subscriptions, sets TCP_NODELAY (without it a
+request/reply pair stalls ~40 ms on Nagle and delayed ACKs), and carries a Last Will.
+Works with MQTT 3.1.1 (the embedded broker) and 5 (Mosquitto).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import protocol as p
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 1883
+VERSIONS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
+KEEPALIVE_S = 15
+SESSION_EXPIRY_S = 3600
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int = DEFAULT_PORT
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """mqtt://[user[:password]@]host[:port]; raises ValueError with what is wrong."""
+        parts = urlsplit(url if "://" in url else "mqtt://" + url)
+        if parts.scheme != "mqtt":
+            raise ValueError(f"broker URL {url!r}: only mqtt:// is supported")
+        if not parts.hostname:
+            raise ValueError(f"broker URL {url!r} names no host")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            raise ValueError(f"broker URL {url!r} has an invalid port") from None
+        return cls(parts.hostname, port, unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password else None)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mqtt://{host}:{self.port}"
+
+
+Handler = Callable[[str, bytes, bool], None]
+
+
+class MqttLink:
+    """A paho client with our defaults; `on_message(topic, payload, retained)` runs on paho's thread."""
+
+    def __init__(self, address: BrokerAddress, client_id: str, *, version: str = "3.1.1",
+                 will: tuple[str, Mapping[str, Any]] | None = None, persistent: bool = False,
+                 subscriptions: Iterable[str] = (), on_message: Handler | None = None,
+                 on_connected: Callable[[], None] | None = None,
+                 on_disconnected: Callable[[], None] | None = None) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"MQTT version must be one of {', '.join(VERSIONS)}")
+        self.address, self.version = address, version
+        self.subscriptions = list(subscriptions)
+        self.on_message = on_message
+        self.on_connected = on_connected
+        self.on_disconnected = on_disconnected
+        self._persistent = persistent
+        self._ready = threading.Event()
+        self._closing = False
+        self._subscribe_mid: int | None = None
+        self.connects = 0
+        protocol = VERSIONS[version]
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+            clean_session=(not persistent) if protocol == mqtt.MQTTv311 else None)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=3)
+        if address.username:
+            self.client.username_pw_set(address.username, address.password)
+        if will is not None:
+            self.client.will_set(will[0], p.encode(will[1]), qos=1, retain=True)
+        self.client.on_socket_open = _nodelay
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float | None = 10.0) -> bool:
+        """Connect in the background; wait up to timeout for the subscriptions to be live."""
+        properties = None
+        clean_start: Any = mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        if self.version == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            if self._persistent:
+                properties.SessionExpiryInterval = SESSION_EXPIRY_S
+                clean_start = False
+        self.client.connect_async(self.address.host, self.address.port, keepalive=KEEPALIVE_S,
+                                  clean_start=clean_start, properties=properties)
+        self.client.loop_start()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float | None) -> bool:
+        return self._ready.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    def stop(self, last_words: tuple[str, Mapping[str, Any]] | None = None) -> None:
+        self._closing = True
+        if last_words is not None and self.connected:
+            info = self.client.publish(last_words[0], p.encode(last_words[1]), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=2)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._ready.clear()
+
+    # ------------------------------------------------------------ publishing
+
+    def publish(self, topic: str, payload: Mapping[str, Any] | bytes, *, retain: bool = False,
+                qos: int = 1) -> mqtt.MQTTMessageInfo:
+        body = payload if isinstance(payload, bytes | bytearray) else p.encode(payload)
+        return self.client.publish(topic, body, qos=qos, retain=retain)
+
+    # ------------------------------------------------------------ paho callbacks
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker %s refused the connection: %s", self.address.url, reason)
+            return
+        self.connects += 1
+        log.info("connected to %s (MQTT %s)", self.address.url, self.version)
+        if self.subscriptions:
+            _, self._subscribe_mid = client.subscribe([(t, 1) for t in self.subscriptions])
+        else:
+            self._became_ready()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        if mid == self._subscribe_mid:
+            failed = [r for r in reasons if r.is_failure]
+            if failed:
+                log.error("broker refused subscriptions %s: %s", self.subscriptions, failed)
+            self._became_ready()
+
+    def _became_ready(self) -> None:
+        self._ready.set()
+        if self.on_connected is not None:
+            try:
+                self.on_connected()
+            except Exception:
+                log.exception("on_connected failed")
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        was = self._ready.is_set()
+        self._ready.clear()
+        if was and not self._closing:
+            log.warning("lost the broker %s (%s); reconnecting", self.address.url, reason)
+            if self.on_disconnected is not None:
+                self.on_disconnected()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(message.topic, message.payload, bool(message.retain))
+        except Exception:
+            log.exception("handler failed for a message on %s", message.topic)
+
+
+def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # a websocket or a unix socket: nothing to tune
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

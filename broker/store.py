@@ -1,0 +1,130 @@
+"""The append-only event log and the replies to processed commands, in one SQLite file.
+
+A reply leaves the server only after the events it reports and the command's id are
+committed together (WAL, synchronous FULL), so a crash can lose an unacknowledged
+command but never an acknowledged ticket, and a redelivered command finds its reply.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import protocol as p
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY,
+    at   TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_day_started ON events(seq) WHERE type = 'day.started';
+CREATE TABLE IF NOT EXISTS commands (
+    role   TEXT NOT NULL,
+    device TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    reply  TEXT NOT NULL,
+    PRIMARY KEY (role, device, id)
+) WITHOUT ROWID;
+"""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used for this hall; str() tells IT what to do."""
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    role: str
+    device: str
+    id: str
+    reply: dict[str, Any]
+
+
+class Store:
+    def __init__(self, path: str | Path, hall_id: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable Vuoro database ({exc})") from None
+        self._check_meta(hall_id)
+
+    def _check_meta(self, hall_id: str) -> None:
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if not meta:
+            with self.transaction():
+                self.db.executemany("INSERT INTO meta VALUES (?, ?)",
+                                    [("hall", hall_id), ("schema", str(SCHEMA_VERSION))])
+            return
+        if meta.get("hall") != hall_id:
+            raise StoreError(f"{self.path} holds the log of hall {meta.get('hall')!r}, not {hall_id!r}; "
+                             "give each hall its own --db")
+        if int(meta.get("schema", 0)) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer Vuoro (schema {meta['schema']})")
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # ------------------------------------------------------------ reading
+
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def replay_start(self) -> int:
+        """The seq to replay from: the last day.started (earlier days are closed and need no state)."""
+        row = self.db.execute("SELECT MAX(seq) FROM events WHERE type = 'day.started'").fetchone()
+        return int(row[0] or 1)
+
+    def events(self, from_seq: int = 1) -> Iterator[p.Event]:
+        cursor = self.db.execute("SELECT seq, at, type, body FROM events WHERE seq >= ? ORDER BY seq", (from_seq,))
+        for seq, at, event_type, body in cursor:
+            yield p.Event(seq=seq, at=at, type=event_type, data=json.loads(body))
+
+    def reply_for(self, role: str, device: str, command_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT reply FROM commands WHERE role = ? AND device = ? AND id = ?",
+                              (role, device, command_id)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # ------------------------------------------------------------ writing
+
+    def commit(self, events: Iterable[p.Event], commands: Iterable[CommandRecord]) -> None:
+        """One transaction, one fsync, for everything a batch of commands did."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO events (seq, at, type, body) VALUES (?, ?, ?, ?)",
+                [(e.seq, e.at, e.type, json.dumps(e.data, ensure_ascii=False, separators=(",", ":")))
+                 for e in events])
+            self.db.executemany(
+                "INSERT INTO commands (role, device, id, seq, reply) VALUES (?, ?, ?, "
+                "(SELECT COALESCE(MAX(seq), 0) FROM events), ?)",
+                [(c.role, c.device, c.id, json.dumps(c.reply, ensure_ascii=False, separators=(",", ":")))
+                 for c in commands])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,1 @@
+"""Vuoro counter: arrives with its own issue; the package exists so the layout is fixed."""

@@ -1,0 +1,1 @@
+"""Vuoro display: arrives with its own issue; the package exists so the layout is fixed."""

@@ -1,0 +1,174 @@
+"""Real brokers and real server processes for tests and benchmarks, on free ports of 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from broker.embedded import EmbeddedBroker, free_port
+from broker.mqtt import BrokerAddress
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_HALL = ROOT / "assets" / "halls" / "demo.toml"
+
+MOSQUITTO_CONF = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+persistence false
+max_queued_messages 100000
+max_inflight_messages 1000
+log_dest stderr
+log_type error
+log_type warning
+"""
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
+
+
+class MosquittoBroker:
+    """A private Mosquitto on a free port; restartable on the same port."""
+
+    kind = "mosquitto"
+
+    def __init__(self, port: int | None = None) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError("mosquitto is not installed (apt-get install -y mosquitto)")
+        self.binary = binary
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="vuoro-mosquitto-"))
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port), encoding="utf-8")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress("127.0.0.1", self.port)
+
+    def start(self) -> MosquittoBroker:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "mosquitto.log", "ab"))  # noqa: SIM115
+        wait_port("127.0.0.1", self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_s: float = 0.5) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AmqttBroker:
+    """The embedded broker, run in this process on a free port; restartable on the same port."""
+
+    kind = "amqtt"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.broker: EmbeddedBroker | None = None
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress("127.0.0.1", self.port)
+
+    def start(self) -> AmqttBroker:
+        self.broker = EmbeddedBroker("127.0.0.1", self.port)
+        self.broker.start()
+        return self
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+        self.broker = None
+
+    def restart(self, down_s: float = 0.5) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """`vuoro server` as a real process, as IT would run it."""
+
+    def __init__(self, db: Path, broker: BrokerAddress | None = None, *, hall: Path = DEMO_HALL,
+                 always_open: bool = True, extra: list[str] | None = None) -> None:
+        self.db, self.broker, self.hall = db, broker, hall
+        self.args = [sys.executable, "-m", "broker.cli", "server", "--hall", str(hall), "--db", str(db)]
+        if broker is not None:
+            self.args += ["--broker", broker.url]
+        if always_open:
+            self.args.append("--always-open")
+        self.args += extra or []
+        self.proc: subprocess.Popen[str] | None = None
+        self.ready_line = ""
+        self.log = db.with_suffix(".server.log")
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=open(self.log, "a"),  # noqa: SIM115
+                                     text=True, cwd=ROOT, env=env)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"vuoro server exited ({self.proc.wait()}): {self.log.read_text()[-2000:]}")
+            if line.rstrip().endswith("ready"):
+                self.ready_line = line.strip()
+                return self
+        raise TimeoutError("vuoro server did not say ready")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
