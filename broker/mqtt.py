@@ -88,7 +88,7 @@ class MqttLink:
             clean_session=(not persistent) if protocol == mqtt.MQTTv311 else None)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(min_delay=0.2, max_delay=3)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=3)  # type: ignore[arg-type]  # floats work
         if address.username:
             self.client.username_pw_set(address.username, address.password)
         if will is not None:
@@ -179,7 +179,7 @@ class MqttLink:
         if self.on_message is None:
             return
         try:
-            self.on_message(message.topic, message.payload, bool(message.retain))
+            self.on_message(message.topic, bytes(message.payload), bool(message.retain))
         except Exception:
             log.exception("handler failed for a message on %s", message.topic)
 

@@ -168,7 +168,10 @@ class HallService:
             self.stats.malformed += 1
             log.warning("ignored a message on %s: %s", topic, exc.message)
             return
-        assert parsed.role is not None and parsed.device is not None
+        if parsed.kind != "cmd" or parsed.role is None or parsed.device is None:
+            self.stats.malformed += 1
+            log.warning("ignored a message on %s: not a command topic", topic)
+            return
         reply_topic = self.topics.reply(parsed.role, parsed.device)
         try:
             command = p.parse_command(payload, parsed.role, parsed.device, hall=self.hall.id,

@@ -1,0 +1,50 @@
+# Sourced by bin/demo and bin/test: a virtualenv with Vuoro in it, made on first use.
+# Usage: bootstrap [dev]   (dev adds the test tools and the mosquitto binary)
+set -euo pipefail
+VUORO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VUORO_VENV:-$VUORO_ROOT/.venv}"
+
+_as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "vuoro: need root to run: $*" >&2; return 1; fi
+}
+
+_apt_install() {
+    command -v apt-get >/dev/null || { echo "vuoro: please install: $*" >&2; return 1; }
+    echo "vuoro: installing Debian packages: $*" >&2
+    _as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null \
+        || { _as_root apt-get update -q >/dev/null && \
+             _as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+}
+
+_python() {
+    for candidate in python3.13 python3.12 python3.11 python3; do
+        if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+            echo "$candidate"; return 0
+        fi
+    done
+    echo "vuoro: Python 3.11 or newer is needed" >&2; return 1
+}
+
+bootstrap() {
+    local extra="${1:-}" py stamp want
+    if [ ! -x "$VENV/bin/python" ]; then
+        py="$(_python)"
+        if ! "$py" -m venv "$VENV" 2>/dev/null; then
+            rm -rf "$VENV"
+            _apt_install python3-venv
+            "$py" -m venv "$VENV"
+        fi
+        "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+    fi
+    stamp="$VENV/.vuoro-installed"
+    want="$(cat "$VUORO_ROOT/pyproject.toml" | sha1sum | cut -c1-12)${extra:+-$extra}"
+    if [ ! -f "$stamp" ] || ! grep -qx "$want" "$stamp"; then
+        echo "vuoro: installing Python packages into $VENV" >&2
+        "$VENV/bin/python" -m pip install -q -e "$VUORO_ROOT${extra:+[$extra]}" >&2
+        echo "$want" > "$stamp"
+    fi
+    if [ "$extra" = dev ] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+        _apt_install mosquitto
+    fi
+}
