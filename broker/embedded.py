@@ -90,17 +90,31 @@ class EmbeddedBroker:
             return
         self._started.set()
         loop.run_forever()
+        pending = asyncio.all_tasks(loop)  # connection handlers amqtt left behind
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
 
     def stop(self) -> None:
         loop, broker = self._loop, self._broker
         if loop is None or broker is None or not loop.is_running():
             return
-        future = asyncio.run_coroutine_threadsafe(broker.shutdown(), loop)
+
+        async def shutdown() -> None:
+            try:
+                await asyncio.wait_for(broker.shutdown(), 5)
+            except Exception as exc:  # shutting down anyway; the port must be freed below
+                log.warning("embedded broker shutdown: %r", exc)
+            for server in list(getattr(broker, "_servers", {}).values()):
+                instance = getattr(server, "instance", None)
+                if instance is not None:
+                    instance.close()
+
         try:
-            future.result(timeout=10)
-        except Exception as exc:  # shutting down anyway
-            log.warning("embedded broker shutdown: %s", exc)
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        except Exception as exc:
+            log.warning("embedded broker did not stop cleanly: %r", exc)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)

@@ -66,6 +66,7 @@ class HallService:
         self._inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self._recent: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
         self._republish_all = threading.Event()
+        self._last_state: dict[str, bytes] = {}
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self.fatal: BaseException | None = None
@@ -205,24 +206,22 @@ class HallService:
             self._recent.popitem(last=False)
 
     def _publish_state(self, now: datetime, tick: bool) -> None:
+        """Publish the retained state that changed; an unchanged payload is not sent again."""
         parts = self.engine.state.dirty
         self.engine.state.dirty = set()
-        if self._republish_all.is_set():
+        force = self._republish_all.is_set()
+        if force:  # after a (re)connect the broker may have lost every retained message
             self._republish_all.clear()
             parts = self.engine.all_parts()
             self.link.publish(self.topics.server(), self._server_status(p.ONLINE), retain=True)
         elif tick:
             parts = parts | {"hall"}  # opening hours move with the clock
         for part, body in self.engine.state_messages(parts, now).items():
-            kind, _, name = part.partition("/")
-            topic = {"hall": self.topics.state_hall, "calls": self.topics.state_calls}.get(kind)
-            if topic is not None:
-                self.link.publish(topic(), body, retain=True)
-            elif kind == "queue":
-                self.link.publish(self.topics.state_queue(name), body, retain=True)
-            else:
-                self.link.publish(self.topics.state_counter(name), body, retain=True)
-
+            payload = p.encode(body)
+            if not force and self._last_state.get(part) == payload:
+                continue
+            self._last_state[part] = payload
+            self.link.publish(self.topics.root + "state/" + part, payload, retain=True)
 
 def run_until(stop: Callable[[], bool], service: HallService, poll_s: float = 0.2) -> None:
     while not stop() and service.fatal is None:

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from broker.embedded import free_port
-from tests.support.brokers import DEMO_HALL, ROOT, ServerProcess
+from tests.support.brokers import DEMO_HALL, ROOT, ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -48,7 +48,7 @@ def test_late_joiner_gets_retained_state_and_server_presence(any_broker, hall, m
         kiosk.request("issue", topic="permits")
         kiosk.request("issue", topic="permits", priority=True)
     late = _client(any_broker, hall, "admin", "late", watch=True, presence=False)
-    assert late.wait_for(lambda s: s.get("queue/permits", {}).get("waiting") == 2)
+    assert late.wait_for(lambda s: s.get("queue/permits", {}).get("waiting") == 2 and "server" in s)
     state = late.snapshot()
     assert state["server"]["status"] == p.ONLINE
     assert state["queue/permits"]["priority"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -12,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from broker.embedded import EmbeddedBroker, free_port
+from broker.embedded import EmbeddedBroker, port_is_free
 from broker.mqtt import BrokerAddress
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,21 @@ log_dest stderr
 log_type error
 log_type warning
 """
+
+
+def free_port() -> int:
+    """A free port below the kernel's ephemeral range, so that a restarted broker gets its port back:
+    a client reconnecting meanwhile could otherwise be given that very port as its own local port."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, max(20001, min(low, 32768)))
+        if port_is_free("127.0.0.1", port):
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
