@@ -25,7 +25,7 @@ from . import protocol as p
 from .config import HallConfig
 from .engine import Engine
 from .mqtt import BrokerAddress, MqttLink
-from .store import CommandRecord, Store
+from .store import CommandRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,13 @@ class HallService:
         self.engine.state.seq = start - 1
         count = 0
         for event in self.store.events(start):
-            self.engine.apply(event)
+            try:
+                self.engine.apply(event)
+            except (KeyError, ValueError) as exc:
+                raise StoreError(
+                    f"{self.store.path}: event {event.seq} ({event.type}) does not fit this hall config "
+                    f"({type(exc).__name__}: {exc}). Was a topic or counter removed while tickets for it were "
+                    "open today? Put it back until tomorrow, or start with a new --db.") from None
             count += 1
         self.engine.state.dirty.clear()
         log.info("replayed %d events (from seq %d); day %s, seq %d", count, start, self.engine.state.day,

@@ -86,3 +86,17 @@ def test_a_file_that_is_not_a_database_is_refused_clearly(tmp_path, hall):
     path.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(StoreError, match="not a usable Vuoro database"):
         Store(path, hall.id)
+
+
+def test_server_refuses_a_log_that_does_not_fit_the_hall_config(tmp_path, hall, clock):
+    from dataclasses import replace
+
+    from broker.mqtt import BrokerAddress
+    from broker.service import HallService
+
+    store = Store(tmp_path / "h.sqlite", hall.id)
+    store.commit(Engine(hall).handle(_command("issue", topic="permits"), clock.now()).events, [])
+    store.close()
+    smaller = replace(hall, topics={k: v for k, v in hall.topics.items() if k != "permits"})
+    with pytest.raises(StoreError, match="does not fit this hall config"):
+        HallService(smaller, tmp_path / "h.sqlite", BrokerAddress("127.0.0.1", 1))
