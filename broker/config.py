@@ -275,7 +275,9 @@ def _hours(reader: _Reader) -> OpeningHours:
     closed: set[date] = set()
     for item in reader.get("closed_dates", list, []):
         try:
-            closed.add(item if isinstance(item, date) else date.fromisoformat(str(item)))
+            # a TOML datetime is a date subclass but never equals a day: refuse it rather than ignore the holiday
+            closed.add(item if isinstance(item, date) and not isinstance(item, datetime)
+                       else date.fromisoformat(str(item)))
         except ValueError:
             raise reader.error("closed_dates", f"{item!r} is not a date like 2026-12-24") from None
     reader.done()

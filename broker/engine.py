@@ -115,12 +115,9 @@ class Engine:
         grace = self.hall.rules.expire_after_close_min * 60
         if closes is None or (now - closes).total_seconds() < grace:
             return
-        if self.state.expired_after_close == self.state.day:
-            return
-        waiting = [t for t in self._open_tickets() if t.state == p.WAITING]
-        for ticket in waiting:
-            self._emit(p.TICKET_EXPIRED, now, ticket={"number": ticket.number}, reason="after_close")
-        self.state.expired_after_close = self.state.day
+        for ticket in self._open_tickets():
+            if ticket.state == p.WAITING:
+                self._emit(p.TICKET_EXPIRED, now, ticket={"number": ticket.number}, reason="after_close")
 
     def _open_tickets(self) -> list[Ticket]:
         return sorted((t for t in self.state.tickets.values() if t.state in (p.WAITING, p.CALLED)),
@@ -194,15 +191,21 @@ class Engine:
                        outcome="resolved", matters=[current.topic], auto=True)
 
     def pick_next(self, counter_id: str, only_topic: str | None = None) -> Ticket | None:
-        """Forwarded to this counter first, then the first tier with anyone waiting, longest wait first."""
+        """Forwarded to this counter first, then the first tier with anyone waiting, longest wait first.
+
+        Topics in a tier are compared by who has waited longest in each, so a priority ticket
+        moves ahead only inside its own topic and never pushes its topic back.
+        """
         state = self.state
         counter = state.counters[counter_id]
         if counter.forwarded and only_topic is None:
             return state.tickets[counter.forwarded[0]]
         for tier in self.hall.counters[counter_id].tiers:
-            heads = [h for t in tier if (only_topic is None or t == only_topic) and (h := state.head(t))]
-            if heads:
-                return min(heads, key=lambda t: t.order)
+            # the topic whose longest waiter came first; inside it, priority tickets go first
+            longest = [(o.order, t) for t in tier if (only_topic is None or t == only_topic)
+                       and (o := state.oldest(t))]
+            if longest:
+                return state.head(min(longest)[1])
         return None
 
     def _op_next(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -273,8 +276,11 @@ class Engine:
         return self._counter_result(counter_id, ticket)
 
     def _op_pause(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        if self.state.counters[counter_id].status == p.CLOSED:
+        counter = self.state.counters[counter_id]
+        if counter.status == p.CLOSED:
             raise ProtocolError(Err.COUNTER_CLOSED, f"counter {counter_id} is closed")
+        if counter.status == p.PAUSED and counter.reason == (args.get("reason") or None):
+            return self._counter_result(counter_id)  # pressed twice: nothing new happened
         self._close_visit(counter_id, now)
         self._emit(p.COUNTER_PAUSED, now, counter=counter_id, reason=args.get("reason") or None)
         return self._counter_result(counter_id)

@@ -93,7 +93,6 @@ class HallState:
     service_time_s: dict[str, float] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     issued_today: int = 0
-    expired_after_close: str | None = None  # the day whose closing expiry already ran
     dirty: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -186,7 +185,6 @@ def _on_day_started(state: HallState, event: p.Event) -> None:
     state.tickets.clear()
     state.issued_today = 0
     state.calls.clear()
-    state.expired_after_close = None
     for topic in state.hall.topics:
         state.next_number[topic] = 1
         state.waiting[topic] = []
@@ -246,8 +244,6 @@ def _on_noshow(state: HallState, event: p.Event) -> None:
 
 def _on_expired(state: HallState, event: p.Event) -> None:
     state._finish(state.tickets[event.data["ticket"]["number"]], p.EXPIRED)
-    if event.data.get("reason") == "after_close":
-        state.expired_after_close = state.day
 
 
 def _on_forwarded(state: HallState, event: p.Event) -> None:

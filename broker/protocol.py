@@ -223,7 +223,7 @@ def decode_object(raw: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:
         raise ProtocolError(Err.BAD_JSON, f"payload must be a JSON object, got {type(data).__name__}")
     version = data.get("v")
     command_id = data.get("id") if isinstance(data.get("id"), str) else None
-    if version != VERSION or isinstance(version, bool):
+    if type(version) is not int or version != VERSION:
         raise ProtocolError(Err.BAD_VERSION, f"protocol version {version!r} is not supported; this is v{VERSION}",
                             command_id=command_id)
     return data
@@ -326,7 +326,7 @@ def parse_command(raw: bytes | bytearray, role: str, device: str, *, hall: str, 
     spec = ops[op]
     args: dict[str, Any] = {}
     for name in spec.required:
-        if name not in data:
+        if data.get(name) is None:  # null counts as missing: optional nulls are dropped below
             raise ProtocolError(Err.BAD_FIELD, f'"{name}" is required for {op}', command_id=command_id)
     for name, check in {**spec.required, **spec.optional}.items():
         if name in data and data[name] is not None:

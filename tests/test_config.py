@@ -212,7 +212,7 @@ def test_toml_syntax_error_names_the_file_and_the_line(tmp_path: Path) -> None:
 def test_non_utf8_file_is_refused_with_the_byte_position(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(DEMO_TEXT.encode("latin-1", errors="replace"))
-    first = DEMO_TEXT.encode("latin-1", errors="replace").index("ä".encode("latin-1"))
+    first = next(i for i, ch in enumerate(DEMO_TEXT) if ord(ch) > 127)  # one byte a character before it
     assert_names(refusal(path), str(path), "(file)", "not UTF-8", f"at byte {first}")
 
 
@@ -344,6 +344,13 @@ def test_next_opening_skips_evenings_weekends_and_holidays(hours: OpeningHours, 
 
 
 def test_next_opening_is_none_when_never_open_within_a_year() -> None:
-    every_day = frozenset(date(2026, 1, 1).fromordinal(date(2026, 1, 1).toordinal() + i) for i in range(400))
+    start = date(2026, 11, 30)
+    every_day = frozenset(date.fromordinal(start.toordinal() + i) for i in range(400))
     hours = OpeningHours(week={0: (time(8), time(17))}, cutoff_min=0, closed_dates=every_day)
     assert hours.next_opening(at(30, 9, 0)) is None
+
+
+def test_closed_date_written_as_a_datetime_is_refused_not_ignored(tmp_path: Path) -> None:
+    """A TOML datetime is a `date` subclass that never equals a day: taken as is, the holiday would be open."""
+    path = write_variant(tmp_path, "closed_dates = [2026-12-24,", "closed_dates = [2026-12-24T00:00:00,")
+    assert_names(refusal(path), str(path), "hours.closed_dates", "not a date like 2026-12-24")
