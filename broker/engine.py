@@ -41,6 +41,12 @@ class Engine:
         self.always_open = always_open
         self.state = state or HallState(hall)
         self._pending: list[p.Event] = []
+        # (counter id, weight) of every counter serving a topic, and the weight assumed before any opens
+        self._servers: dict[str, list[tuple[str, float]]] = {
+            t: [(c.id, TIER_WEIGHTS[min(c.tier_of(t) or 0, len(TIER_WEIGHTS) - 1)])
+                for c in hall.counters_serving(t)] for t in hall.topics}
+        self._first_tier: dict[str, float] = {
+            t: float(sum(1 for c in hall.counters_serving(t) if c.tier_of(t) == 0)) or 1.0 for t in hall.topics}
 
     # ------------------------------------------------------------ entry points
 
@@ -159,14 +165,9 @@ class Engine:
         Counters serve a topic fully in their first tier and partly in later ones. With no
         counter open yet (early morning) the first-tier counters are assumed to open.
         """
-        capacity = 0.0
-        for counter in self.hall.counters_serving(topic):
-            if self.state.counters[counter.id].status != p.OPEN:
-                continue
-            tier = counter.tier_of(topic) or 0
-            capacity += TIER_WEIGHTS[min(tier, len(TIER_WEIGHTS) - 1)]
-        if capacity == 0:
-            capacity = sum(1.0 for c in self.hall.counters_serving(topic) if c.tier_of(topic) == 0) or 1.0
+        counters = self.state.counters
+        capacity = sum(weight for counter_id, weight in self._servers[topic]
+                       if counters[counter_id].status == p.OPEN) or self._first_tier[topic]
         return math.ceil((ahead + 0.5) * self.state.service_time_s[topic] / capacity)
 
     # ------------------------------------------------------------ counter
@@ -315,7 +316,7 @@ class Engine:
     def queue_state(self, topic: str) -> dict[str, Any]:
         waiting = self.state.waiting[topic]
         oldest = self.state.oldest(topic)
-        preview = [self.state.tickets[key[2]].public() for key in waiting[:QUEUE_PREVIEW]]
+        preview = [self.state.tickets[key[2]].brief() for key in waiting[:QUEUE_PREVIEW]]
         return {"topic": topic, "waiting": len(waiting), "priority": self.state.priority_waiting(topic),
                 "oldest_issued_at": None if oldest is None else oldest.issued_at,
                 "expected_wait_s": self.expected_wait_s(topic, len(waiting)),

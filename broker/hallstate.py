@@ -49,6 +49,14 @@ class Ticket:
         """Priority tickets first inside their topic, then whoever came first."""
         return (0 if self.priority else 1, self.order)
 
+    def brief(self) -> dict[str, Any]:
+        """What a queue preview shows of a waiting ticket."""
+        data: dict[str, Any] = {"number": self.number, "lang": self.lang, "priority": self.priority,
+                                "issued_at": self.issued_at}
+        if self.forwards:
+            data["forwards"] = self.forwards
+        return data
+
     def public(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "number": self.number, "topic": self.topic, "lang": self.lang, "priority": self.priority,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,8 @@ DEFAULT_PORT = 1883
 VERSIONS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 KEEPALIVE_S = 15
 SESSION_EXPIRY_S = 3600
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 3.0
+READ_BURST = 10000  # packets read in one poll before the caller gets to work on them
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,33 @@ class BrokerAddress:
 Handler = Callable[[str, bytes, bool], None]
 
 
+class _ReadAheadClient(mqtt.Client):
+    """paho reads each packet with three or more recv() calls (type, length, body); this one
+    reads up to 64 KiB at once and serves those calls from memory. Only for a caller that
+    drives the network itself (`MqttLink.poll` checks `read_ahead` before waiting on the socket)."""
+
+    _ahead: bytes = b""
+    _ahead_pos: int = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._ahead_pos >= len(self._ahead):
+            data = super()._sock_recv(65536)
+            if not data:
+                return data  # the broker closed the connection
+            self._ahead, self._ahead_pos = data, 0
+        start = self._ahead_pos
+        self._ahead_pos = min(start + bufsize, len(self._ahead))
+        return self._ahead[start:self._ahead_pos]
+
+    def _sock_close(self) -> None:
+        self._ahead, self._ahead_pos = b"", 0
+        super()._sock_close()
+
+    @property
+    def read_ahead(self) -> bool:
+        return self._ahead_pos < len(self._ahead)
+
+
 class MqttLink:
     """A paho client with our defaults; `on_message(topic, payload, retained)` runs on paho's thread."""
 
@@ -69,7 +100,7 @@ class MqttLink:
                  will: tuple[str, Mapping[str, Any]] | None = None, persistent: bool = False,
                  subscriptions: Iterable[str] = (), on_message: Handler | None = None,
                  on_connected: Callable[[], None] | None = None,
-                 on_disconnected: Callable[[], None] | None = None) -> None:
+                 on_disconnected: Callable[[], None] | None = None, driven: bool = False) -> None:
         if version not in VERSIONS:
             raise ValueError(f"MQTT version must be one of {', '.join(VERSIONS)}")
         self.address, self.version = address, version
@@ -80,15 +111,18 @@ class MqttLink:
         self._persistent = persistent
         self._ready = threading.Event()
         self._closing = False
+        self._driven = driven  # True: the owner's thread runs the network through poll()
+        self._next_attempt = 0.0
+        self._retry_s = RECONNECT_MIN_S
         self._subscribe_mid: int | None = None
         self.connects = 0
         protocol = VERSIONS[version]
-        self.client = mqtt.Client(
+        self.client = (_ReadAheadClient if driven else mqtt.Client)(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
             clean_session=(not persistent) if protocol == mqtt.MQTTv311 else None)
-        self.client.max_inflight_messages_set(1000)
+        self.client.max_inflight_messages_set(0)  # no limit: with one, paho rescans every pending message per ack
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(min_delay=0.2, max_delay=3)  # type: ignore[arg-type]  # floats work
+        self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         if address.username:
             self.client.username_pw_set(address.username, address.password)
         if will is not None:
@@ -101,8 +135,7 @@ class MqttLink:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self, timeout: float | None = 10.0) -> bool:
-        """Connect in the background; wait up to timeout for the subscriptions to be live."""
+    def _prepare(self) -> None:
         properties = None
         clean_start: Any = mqtt.MQTT_CLEAN_START_FIRST_ONLY
         if self.version == "5":
@@ -112,8 +145,62 @@ class MqttLink:
                 clean_start = False
         self.client.connect_async(self.address.host, self.address.port, keepalive=KEEPALIVE_S,
                                   clean_start=clean_start, properties=properties)
+
+    def start(self, timeout: float | None = 10.0) -> bool:
+        """Connect on paho's network thread; wait up to timeout for the subscriptions to be live."""
+        self._prepare()
         self.client.loop_start()
         return self.wait_ready(timeout)
+
+    def drive(self) -> None:
+        """Prepare for a thread that runs the network itself with poll() (made with driven=True).
+
+        The hall server works so: a command is read, decided, committed and answered on one
+        thread, which saves the wake-ups between threads on every message.
+        """
+        if not self._driven:
+            raise RuntimeError("this link was made for paho's own network thread")
+        self._prepare()
+
+    def poll(self, timeout: float) -> None:
+        """Connect or reconnect when due, then wait up to timeout for traffic and handle all of it."""
+        client = self.client
+        sock = client.socket()
+        if sock is None:
+            now = time.monotonic()
+            if now < self._next_attempt:
+                time.sleep(min(timeout, self._next_attempt - now))
+                return
+            try:
+                client.reconnect()
+            except OSError as exc:
+                self._next_attempt = now + self._retry_s
+                self._retry_s = min(self._retry_s * 2, RECONNECT_MAX_S)
+                log.info("broker %s not reachable (%s); retrying", self.address.url, exc)
+                return
+            self._retry_s = RECONNECT_MIN_S
+            sock = client.socket()
+            if sock is None:
+                return
+        ahead = isinstance(client, _ReadAheadClient) and client.read_ahead
+        try:
+            readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [],
+                                                  0 if ahead else timeout)
+        except (OSError, ValueError):  # the socket closed under us; the next poll reconnects
+            return
+        if writable:
+            client.loop_write()
+        if readable or ahead:
+            for _ in range(READ_BURST):
+                if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or client.socket() is None:
+                    break
+                if not (isinstance(client, _ReadAheadClient) and client.read_ahead) \
+                        and not select.select([sock], [], [], 0)[0]:
+                    break
+        if client.socket() is not None:
+            client.loop_misc()
+        if client.want_write() and client.socket() is not None:
+            client.loop_write()
 
     def wait_ready(self, timeout: float | None) -> bool:
         return self._ready.wait(timeout)
@@ -126,10 +213,19 @@ class MqttLink:
         self._closing = True
         if last_words is not None and self.connected:
             info = self.client.publish(last_words[0], p.encode(last_words[1]), qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout=2)
+            if self._driven:
+                deadline = time.monotonic() + 2
+                while not info.is_published() and time.monotonic() < deadline and self.client.socket():
+                    self.poll(0.05)
+            else:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(timeout=2)
         self.client.disconnect()
-        self.client.loop_stop()
+        if self._driven:
+            with contextlib.suppress(OSError):
+                self.client.loop_write()
+        else:
+            self.client.loop_stop()
         self._ready.clear()
 
     # ------------------------------------------------------------ publishing

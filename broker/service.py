@@ -1,16 +1,15 @@
 """The hall server: MQTT <-> engine <-> store.
 
-Commands arrive on paho's thread and are queued; one worker thread takes everything
-that has arrived together, runs it through the engine, commits all of it in one
-transaction (group commit), and only then publishes replies, events and the changed
-retained state. One thread owns the engine and the database, so no two counters can
-ever be handed the same visitor.
+One thread does it all: it reads every command that has arrived together from the
+broker, runs them through the engine, commits all of it in one transaction (group
+commit), and only then publishes events, replies and the changed retained state.
+One thread owns the network, the engine and the database, so no two counters can ever
+be handed the same visitor, and no message waits for a hand-over between threads.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -32,6 +31,8 @@ log = logging.getLogger(__name__)
 TICK_S = 5.0
 BATCH_MAX = 2000
 RECENT_REPLIES = 20000
+POLL_MAX_S = 0.25  # how soon a stop request is noticed
+STATE_MIN_S = 0.1  # retained state at most ten times a second: a display needs no more, a burst saves much
 
 
 class Clock:
@@ -63,10 +64,12 @@ class HallService:
         self.store = Store(db_path, hall.id)
         self.engine = Engine(hall, always_open=always_open)
         self.stats = Stats()
-        self._inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
-        self._recent: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._arrived: list[tuple[str, bytes]] = []
+        self._recent: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._known: set[tuple[str, str, str]] = set()  # commands of the current day, answered from the log
         self._republish_all = threading.Event()
         self._last_state: dict[str, bytes] = {}
+        self._state_sent_at = 0.0
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self.fatal: BaseException | None = None
@@ -75,7 +78,7 @@ class HallService:
             address, client_id=f"vuoro-server-{hall.id}", version=version, persistent=True,
             will=(self.topics.server(), p.presence_payload(p.OFFLINE, version=__version__)),
             subscriptions=[self.topics.all_commands()], on_message=self._on_message,
-            on_connected=self._on_connected)
+            on_connected=self._on_connected, driven=True)
 
     # ------------------------------------------------------------ start and stop
 
@@ -93,21 +96,21 @@ class HallService:
                     "open today? Put it back until tomorrow, or start with a new --db.") from None
             count += 1
         self.engine.state.dirty.clear()
+        self._known = self.store.command_keys(start)
         log.info("replayed %d events (from seq %d); day %s, seq %d", count, start, self.engine.state.day,
                  self.engine.state.seq)
 
     def start(self, timeout: float = 10.0) -> bool:
-        """Start the worker and connect; True once the server listens for commands."""
+        """Start the server's thread; True once it listens for commands (it keeps trying if not)."""
+        self.link.drive()
         self._worker = threading.Thread(target=self._run, name="vuoro-hall", daemon=True)
         self._worker.start()
-        return self.link.start(timeout)
+        return self.link.wait_ready(timeout)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._inbox.put(None)
         if self._worker is not None:
-            self._worker.join(timeout=10)
-        self.link.stop(last_words=(self.topics.server(), self._server_status(p.STOPPED)))
+            self._worker.join(timeout=15)
         self.store.close()
 
     def _server_status(self, status: str) -> dict[str, Any]:
@@ -119,56 +122,65 @@ class HallService:
     def _on_connected(self) -> None:
         """After every (re)connect: the broker may have lost retained state, so publish it all."""
         self._republish_all.set()
-        self._inbox.put(None)
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
-        self._inbox.put((topic, payload))
+        self._arrived.append((topic, payload))
 
     def _run(self) -> None:
         next_tick = 0.0
+        state_due: float | None = None  # when withheld retained state must go out
         try:
             while not self._stopping.is_set():
-                batch: list[tuple[str, bytes]] = []
-                try:
-                    item = self._inbox.get(timeout=max(0.0, next_tick - time.monotonic()))
-                    while True:
-                        if item is not None:
-                            batch.append(item)
-                        if len(batch) >= BATCH_MAX:
-                            break
-                        item = self._inbox.get_nowait()
-                except queue.Empty:
-                    pass
-                tick = time.monotonic() >= next_tick
+                wake = next_tick if state_due is None else min(next_tick, state_due)
+                self.link.poll(min(POLL_MAX_S, max(0.0, wake - time.monotonic())))
+                batch, self._arrived = self._arrived[:BATCH_MAX], self._arrived[BATCH_MAX:]
+                clock = time.monotonic()
+                tick = clock >= next_tick
                 if tick:
-                    next_tick = time.monotonic() + TICK_S
-                self._process(batch, tick)
+                    next_tick = clock + TICK_S
+                if batch or tick:
+                    self._process(batch, tick)
+                if self._republish_all.is_set() or (self.engine.state.dirty and
+                                                    clock - self._state_sent_at >= STATE_MIN_S):
+                    if self.link.connected:
+                        self._publish_state(self.clock.now())
+                    state_due = None
+                elif self.engine.state.dirty:
+                    state_due = self._state_sent_at + STATE_MIN_S
         except BaseException as exc:  # the database failed us: stop rather than run on a state we cannot keep
-            log.critical("hall server worker stopped: %s", exc, exc_info=True)
+            log.critical("hall server stopped: %s", exc, exc_info=True)
             self.fatal = exc
             self._stopping.set()
+        # a clean disconnect suppresses the Last Will, so a failure says offline itself
+        status = self._server_status(p.OFFLINE if self.fatal else p.STOPPED)
+        if self.fatal:
+            status["error"] = str(self.fatal)[:200]
+        self.link.stop(last_words=(self.topics.server(), status))
 
     def _process(self, batch: list[tuple[str, bytes]], tick: bool) -> None:
         now = self.clock.now()
         events: list[p.Event] = []
         records: list[CommandRecord] = []
-        replies: list[tuple[str, dict[str, Any]]] = []
+        replies: list[tuple[str, bytes]] = []
         if tick:
             events += self.engine.tick(now)
+            self.engine.state.dirty.add("hall")  # opening hours move with the clock
         for topic, payload in batch:
             self._handle(topic, payload, now, events, records, replies)
+        encoded = [(event, p.encode(event.payload())) for event in events]
         if events or records:
-            self.store.commit(events, records)
+            self.store.commit(encoded, records)
             self.stats.events += len(events)
+            self._known.update((r.role, r.device, r.id) for r in records)
         self.stats.batches += 1
-        for event in events:
-            self.link.publish(self.topics.event(event.type), event.payload())
+        for event, body in encoded:
+            self.link.publish(self.topics.event(event.type), body)
         for topic, reply in replies:
-            self.link.publish(topic, reply)
-        self._publish_state(now, tick)
+            # QoS 0: a device resends its command until answered, and the id brings back this very reply
+            self.link.publish(topic, reply, qos=0)
 
     def _handle(self, topic: str, payload: bytes, now: datetime, events: list[p.Event],
-                records: list[CommandRecord], replies: list[tuple[str, dict[str, Any]]]) -> None:
+                records: list[CommandRecord], replies: list[tuple[str, bytes]]) -> None:
         try:
             parsed = self.topics.parse(topic)
         except p.ProtocolError as exc:
@@ -186,10 +198,13 @@ class HallService:
         except p.ProtocolError as exc:
             self.stats.malformed += 1
             log.warning("refused a message from %s/%s: %s: %s", parsed.role, parsed.device, exc.code, exc.message)
-            replies.append((reply_topic, p.reply_error(exc.command_id, exc.code, exc.message, exc.details)))
+            replies.append((reply_topic, p.encode(p.reply_error(exc.command_id, exc.code, exc.message,
+                                                                exc.details))))
             return
         key = (command.role, command.device, command.id)
-        known = self._recent.get(key) or self.store.reply_for(*key)
+        known = self._recent.get(key)
+        if known is None and key in self._known:
+            known = self.store.reply_for(*key)
         if known is not None:
             self.stats.duplicates += 1
             replies.append((reply_topic, known))
@@ -197,22 +212,27 @@ class HallService:
         self.stats.commands += 1
         outcome = self.engine.handle(command, now)
         events += outcome.events
+        reply = p.encode(outcome.reply)
         if outcome.ok:
-            records.append(CommandRecord(command.role, command.device, command.id, outcome.reply))
+            records.append(CommandRecord(command.role, command.device, command.id, reply))
         else:
             self.stats.refused += 1
             error = outcome.reply["error"]
             log.info("refused %s %s from %s: %s", command.role, command.op, command.device, error["code"])
-        self._remember(key, outcome.reply)
-        replies.append((reply_topic, outcome.reply))
+        self._remember(key, reply)
+        replies.append((reply_topic, reply))
 
-    def _remember(self, key: tuple[str, str, str], reply: dict[str, Any]) -> None:
+    def _remember(self, key: tuple[str, str, str], reply: bytes) -> None:
         self._recent[key] = reply
         if len(self._recent) > RECENT_REPLIES:
             self._recent.popitem(last=False)
 
-    def _publish_state(self, now: datetime, tick: bool) -> None:
-        """Publish the retained state that changed; an unchanged payload is not sent again."""
+    def _publish_state(self, now: datetime) -> None:
+        """Publish the retained state that changed; an unchanged payload is not sent again.
+
+        QoS 0 is enough: the broker keeps the last one, and after any reconnect all of it is sent again.
+        """
+        self._state_sent_at = time.monotonic()
         parts = self.engine.state.dirty
         self.engine.state.dirty = set()
         force = self._republish_all.is_set()
@@ -220,14 +240,12 @@ class HallService:
             self._republish_all.clear()
             parts = self.engine.all_parts()
             self.link.publish(self.topics.server(), self._server_status(p.ONLINE), retain=True)
-        elif tick:
-            parts = parts | {"hall"}  # opening hours move with the clock
         for part, body in self.engine.state_messages(parts, now).items():
             payload = p.encode(body)
             if not force and self._last_state.get(part) == payload:
                 continue
             self._last_state[part] = payload
-            self.link.publish(self.topics.root + "state/" + part, payload, retain=True)
+            self.link.publish(self.topics.root + "state/" + part, payload, retain=True, qos=0)
 
 def run_until(stop: Callable[[], bool], service: HallService, poll_s: float = 0.2) -> None:
     while not stop() and service.fatal is None:

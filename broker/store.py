@@ -47,7 +47,7 @@ class CommandRecord:
     role: str
     device: str
     id: str
-    reply: dict[str, Any]
+    reply: bytes  # the encoded reply, as sent
 
 
 class Store:
@@ -91,29 +91,35 @@ class Store:
         return int(row[0] or 1)
 
     def events(self, from_seq: int = 1) -> Iterator[p.Event]:
-        cursor = self.db.execute("SELECT seq, at, type, body FROM events WHERE seq >= ? ORDER BY seq", (from_seq,))
-        for seq, at, event_type, body in cursor:
-            yield p.Event(seq=seq, at=at, type=event_type, data=json.loads(body))
+        cursor = self.db.execute("SELECT body FROM events WHERE seq >= ? ORDER BY seq", (from_seq,))
+        for (body,) in cursor:
+            yield p.Event.from_payload(json.loads(body))
 
-    def reply_for(self, role: str, device: str, command_id: str) -> dict[str, Any] | None:
+    def reply_for(self, role: str, device: str, command_id: str) -> bytes | None:
         row = self.db.execute("SELECT reply FROM commands WHERE role = ? AND device = ? AND id = ?",
                               (role, device, command_id)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else str(row[0]).encode("utf-8")
 
     # ------------------------------------------------------------ writing
 
-    def commit(self, events: Iterable[p.Event], commands: Iterable[CommandRecord]) -> None:
-        """One transaction, one fsync, for everything a batch of commands did."""
+    def commit(self, events: Iterable[tuple[p.Event, bytes]], commands: Iterable[CommandRecord]) -> None:
+        """One transaction, one fsync, for everything a batch of commands did.
+
+        Events come with their encoded MQTT payload, which is what the log keeps: encoded once, the
+        same bytes are written here and published after the commit.
+        """
         with self.transaction():
-            self.db.executemany(
-                "INSERT INTO events (seq, at, type, body) VALUES (?, ?, ?, ?)",
-                [(e.seq, e.at, e.type, json.dumps(e.data, ensure_ascii=False, separators=(",", ":")))
-                 for e in events])
+            self.db.executemany("INSERT INTO events (seq, at, type, body) VALUES (?, ?, ?, ?)",
+                                [(e.seq, e.at, e.type, body.decode("utf-8")) for e, body in events])
             self.db.executemany(
                 "INSERT INTO commands (role, device, id, seq, reply) VALUES (?, ?, ?, "
                 "(SELECT COALESCE(MAX(seq), 0) FROM events), ?)",
-                [(c.role, c.device, c.id, json.dumps(c.reply, ensure_ascii=False, separators=(",", ":")))
-                 for c in commands])
+                [(c.role, c.device, c.id, c.reply.decode("utf-8")) for c in commands])
+
+    def command_keys(self, from_seq: int) -> set[tuple[str, str, str]]:
+        """Ids of the commands processed since from_seq: the ones a device may still resend."""
+        rows = self.db.execute("SELECT role, device, id FROM commands WHERE seq >= ?", (from_seq - 1,))
+        return {(role, device, command_id) for role, device, command_id in rows}
 
     def close(self) -> None:
         self.db.close()

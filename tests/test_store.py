@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -10,6 +11,10 @@ from broker import protocol as p
 from broker.engine import Engine
 from broker.hallstate import HallState
 from broker.store import CommandRecord, Store, StoreError
+
+
+def _encoded(events: list[p.Event]) -> list[tuple[p.Event, bytes]]:
+    return [(event, p.encode(event.payload())) for event in events]
 
 
 def _command(op: str, role: str = "kiosk", device: str = "K1", **args) -> p.Command:
@@ -32,7 +37,8 @@ def test_events_and_command_replies_survive_reopen_and_replay_to_the_same_state(
     for command in commands:
         outcome = engine.handle(command, clock.advance(minutes=1))
         assert outcome.ok, outcome.reply
-        store.commit(outcome.events, [CommandRecord(command.role, command.device, command.id, outcome.reply)])
+        store.commit(_encoded(outcome.events),
+                     [CommandRecord(command.role, command.device, command.id, p.encode(outcome.reply))])
     store.close()
 
     reopened = Store(path, hall.id)
@@ -44,7 +50,9 @@ def test_events_and_command_replies_survive_reopen_and_replay_to_the_same_state(
         {n: t.public() for n, t in engine.state.tickets.items()}
     assert replayed.counters["1"].current == "A001"
     first = commands[0]
-    assert reopened.reply_for(first.role, first.device, first.id)["result"]["ticket"]["number"] == "A001"
+    reply = json.loads(reopened.reply_for(first.role, first.device, first.id))
+    assert reply["result"]["ticket"]["number"] == "A001"
+    assert reopened.command_keys(1) == {(c.role, c.device, c.id) for c in commands}
     assert reopened.reply_for("kiosk", "K2", first.id) is None  # ids are scoped per device
     reopened.close()
 
@@ -52,8 +60,8 @@ def test_events_and_command_replies_survive_reopen_and_replay_to_the_same_state(
 def test_replay_starts_at_the_last_day(tmp_path, hall, clock):
     store = Store(tmp_path / "h.sqlite", hall.id)
     engine = Engine(hall)
-    store.commit(engine.handle(_command("issue", topic="general"), clock.now()).events, [])
-    store.commit(engine.handle(_command("issue", topic="general"), clock.advance(days=1)).events, [])
+    store.commit(_encoded(engine.handle(_command("issue", topic="general"), clock.now()).events), [])
+    store.commit(_encoded(engine.handle(_command("issue", topic="general"), clock.advance(days=1)).events), [])
     start = store.replay_start()
     types = [e.type for e in store.events(start)]
     assert types[0] == p.DAY_STARTED and types.count(p.DAY_STARTED) == 1
@@ -68,9 +76,9 @@ def test_replay_starts_at_the_last_day(tmp_path, hall, clock):
 def test_a_failed_batch_writes_nothing(tmp_path, hall, clock):
     store = Store(tmp_path / "h.sqlite", hall.id)
     events = Engine(hall).handle(_command("issue", topic="general"), clock.now()).events
-    store.commit(events, [])
+    store.commit(_encoded(events), [])
     with pytest.raises(sqlite3.IntegrityError):
-        store.commit(events, [])  # the same seqs again: the whole batch must roll back
+        store.commit(_encoded(events), [])  # the same seqs again: the whole batch must roll back
     assert store.last_seq() == events[-1].seq
     store.close()
 
@@ -95,7 +103,7 @@ def test_server_refuses_a_log_that_does_not_fit_the_hall_config(tmp_path, hall, 
     from broker.service import HallService
 
     store = Store(tmp_path / "h.sqlite", hall.id)
-    store.commit(Engine(hall).handle(_command("issue", topic="permits"), clock.now()).events, [])
+    store.commit(_encoded(Engine(hall).handle(_command("issue", topic="permits"), clock.now()).events), [])
     store.close()
     smaller = replace(hall, topics={k: v for k, v in hall.topics.items() if k != "permits"})
     with pytest.raises(StoreError, match="does not fit this hall config"):
