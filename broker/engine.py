@@ -58,6 +58,9 @@ class Engine:
             reply = p.reply_ok(command.id, result)
         except ProtocolError as exc:
             reply = p.reply_error(command.id, exc.code, exc.message, exc.details)
+        except Exception as exc:  # a bug of ours must not stop the hall: answer, and keep what was applied
+            reply = p.reply_error(command.id, Err.INTERNAL, f"internal error in {command.op}: "
+                                  f"{type(exc).__name__}: {exc}")
         return Outcome(self._take(), reply)
 
     def tick(self, now: datetime) -> list[p.Event]:

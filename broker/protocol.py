@@ -205,8 +205,11 @@ def _checked(role: str, device: str) -> str:
 
 # ---------------------------------------------------------------- payloads
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(payload: Mapping[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(payload).encode("utf-8")
 
 
 def decode_object(raw: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:

@@ -218,7 +218,9 @@ class HallService:
         else:
             self.stats.refused += 1
             error = outcome.reply["error"]
-            log.info("refused %s %s from %s: %s", command.role, command.op, command.device, error["code"])
+            level = logging.ERROR if error["code"] == p.Err.INTERNAL else logging.INFO
+            log.log(level, "refused %s %s from %s: %s %s", command.role, command.op, command.device, error["code"],
+                    error["message"] if level == logging.ERROR else "")
         self._remember(key, reply)
         replies.append((reply_topic, reply))
 

@@ -163,3 +163,19 @@ def test_stats_count_duplicates_and_refusals(amqtt_broker, hall, make_service):
     while service.stats.refused < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert service.stats.refused == 1 and service.stats.commands == 1
+
+
+def test_a_bug_in_one_command_is_answered_and_the_hall_runs_on(amqtt_broker, hall, make_service, monkeypatch):
+    from broker.engine import Engine
+
+    def broken(self, counter_id, args, now):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(Engine, "_op_recall", broken)
+    service = make_service(amqtt_broker)
+    with _client(amqtt_broker, hall, "counter", "1") as desk:
+        with pytest.raises(CommandError) as failed:
+            desk.request("recall")
+        assert failed.value.code == p.Err.INTERNAL and "ZeroDivisionError" in failed.value.message
+        assert desk.request("open")["counter"]["status"] == p.OPEN
+    assert service.fatal is None
