@@ -45,6 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.support is not installed; the broker package is (editable)
 
+from bench import loadgen  # noqa: E402
 from broker import protocol as p  # noqa: E402
 from broker.client import CommandError, HallClient  # noqa: E402
 from broker.config import load_hall  # noqa: E402
@@ -442,6 +443,9 @@ class Load:
     first_sent: float = math.nan
     last_reply: float = math.nan
     batches: list[tuple[float, int]] = field(default_factory=list)  # (arrival, seq) of each state/hall
+    generator_cpu_s: float = math.nan  # the load generator's own thread, from its first send to its end
+    ignored: int = 0  # duplicate or unknown replies the generator did not count
+    strays: int = 0  # messages on topics the generator never subscribed to (amqtt 0.12 sends them at connect)
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -463,76 +467,21 @@ class Load:
         return self.ok / self.seconds if self.seconds > 0 else math.nan
 
 
-class Pipeline:
-    """One kiosk keeping `window` issue commands outstanding until it has sent `quota`."""
-
-    def __init__(self, client: HallClient, topics: list[str], offset: int, quota: int, window: int,
-                 load: Load, lock: threading.Lock) -> None:
-        self.client, self.topics, self.offset = client, topics, offset
-        self.quota, self.window = quota, window
-        self.sent = self.replied = 0
-        self.stopped = False
-        self.load, self.lock = load, lock
-
-    def start(self) -> None:
-        for _ in range(min(self.window, self.quota)):
-            self._send()
-
-    @property
-    def idle(self) -> bool:
-        return self.replied >= self.sent
-
-    def _send(self) -> None:
-        with self.lock:
-            if self.stopped or self.sent >= self.quota:
-                return
-            topic = self.topics[(self.offset + self.sent) % len(self.topics)]
-            self.sent += 1
-            self.load.sent += 1
-            start = time.perf_counter()
-            if math.isnan(self.load.first_sent):
-                self.load.first_sent = start
-        self.client.submit("issue", callback=lambda reply: self._on_reply(reply, start), topic=topic)
-
-    def _on_reply(self, reply: dict[str, Any], start: float) -> None:
-        now = time.perf_counter()
-        with self.lock:
-            self.replied += 1
-            load = self.load
-            load.replied += 1
-            load.last_reply = now
-            load.latencies.append(now - start)
-            if reply.get("ok"):
-                load.ok += 1
-            else:
-                code = str((reply.get("error") or {}).get("code"))
-                load.errors[code] = load.errors.get(code, 0) + 1
-        self._send()
-
-
 def measure_load(address: BrokerAddress, topics: list[str], settings: Settings) -> Load:
-    """Several kiosks pipelining issues; stops sending at the deadline and waits for what is in flight."""
-    load, lock = Load(), threading.Lock()
+    """Kiosks pipelining issues from bench/loadgen.py (raw sockets, one thread): a paho-based generator
+    costs as much CPU per issue as the server and would take the core the server needs."""
     monitor = PlainClient(address, subscribe=p.Topics(HALL_ID).state_hall())  # one message per batch
-    kiosks = [hall_client(address, "kiosk", f"L{i:02d}") for i in range(settings.load_clients)]
-    quota = math.ceil(settings.load_total / len(kiosks))
-    pipes = [Pipeline(k, topics, i * 3, quota, settings.load_window, load, lock) for i, k in enumerate(kiosks)]
     try:
-        for pipe in pipes:
-            pipe.start()
-        deadline = time.monotonic() + settings.load_deadline_s
-        wait_until(lambda: load.replied >= quota * len(pipes), settings.load_deadline_s, step=0.01)
-        if time.monotonic() >= deadline:
-            with lock:
-                for pipe in pipes:
-                    pipe.stopped = True
-            print(f"  load: deadline of {settings.load_deadline_s:.0f}s reached; stopped sending", flush=True)
-        if not wait_until(lambda: all(pipe.idle for pipe in pipes), TIMEOUT_S, step=0.01):
-            print(f"  load: {load.sent - load.replied} commands never answered", flush=True)
+        gen = loadgen.run(address.host, address.port, HALL_ID, topics, settings.load_total,
+                          connections=settings.load_clients, window=settings.load_window,
+                          send_for_s=settings.load_deadline_s, drain_s=TIMEOUT_S, connect_timeout_s=TIMEOUT_S)
     finally:
-        for kiosk in kiosks:
-            kiosk.close()
         monitor.close()
+    for problem in gen.problems:
+        print(f"  load: {problem}", flush=True)
+    load = Load(sent=gen.sent, replied=gen.replied, ok=gen.ok, errors=gen.errors, latencies=gen.latencies,
+                first_sent=gen.first_sent, last_reply=gen.last_reply, generator_cpu_s=gen.cpu_s,
+                ignored=gen.ignored, strays=gen.strays)
     batches = sorted((at, int(json.loads(body)["seq"])) for body, at in list(monitor.arrivals.items()))
     load.batches = [(at, seq) for at, seq in batches if load.first_sent <= at <= load.last_reply + 0.001]
     return load
@@ -660,13 +609,19 @@ def run_broker(kind: str, settings: Settings, hall: Path, load_topics: list[str]
 
 def load_phase(address: BrokerAddress, topics: list[str], settings: Settings, pids: dict[str, int],
                spy: Path | None) -> tuple[Load, dict[str, float]]:
-    """The load test, and the cores each process (and the rest of the machine) used meanwhile."""
+    """The load test, and the cores each process (and the rest of the machine) used meanwhile.
+
+    The load generator is a thread of this process: its own CPU (from its first send) is shown as
+    "loadgen", and "bench rest" is the remainder of this process (setup, the batch monitor, paho).
+    """
     procs: dict[str, int | str] = {**pids, "bench": "self"}
     before = {name: proc_cpu_s(pid) for name, pid in procs.items()}
     machine = machine_busy_s()
     with profiled(pids["server"], spy, gil=os.environ.get("BENCH_PROFILE_GIL") == "1"):
         load = measure_load(address, topics, settings)
-    cpu = {name: (proc_cpu_s(pid) - before[name]) / load.seconds for name, pid in procs.items()}
+    used = {name: (proc_cpu_s(pid) - before[name]) / load.seconds for name, pid in procs.items()}
+    generator = load.generator_cpu_s / load.seconds
+    cpu = {**{name: used[name] for name in pids}, "loadgen": generator, "bench rest": used["bench"] - generator}
     cpu["other processes"] = max(0.0, (machine_busy_s() - machine) / load.seconds - sum(cpu.values()))
     return load, cpu
 
@@ -699,6 +654,8 @@ def table_rows(r: Result) -> list[tuple[str, str, str]]:
         (f"2 next -> ticket.called at another client (n={len(r.called)})", *_pair(r.called)),
         (f"3 durable issues/s ({load.ok} ok of {load.sent} in {load.seconds:.1f} s)",
          f"{load.rate:,.0f} /s", ""),
+        ("  load generator (bench/loadgen.py, raw sockets): own CPU per ok issue",
+         f"{load.generator_cpu_s / load.ok * 1e6:.0f} us" if load.ok else "-", ""),
         ("  issue latency under that load", *_pair(load.latencies)),
         (f"  server batches (state/hall messages): {len(load.batch_sizes)}, events per batch (median, max)",
          f"{_median(load.batch_sizes)}", f"{max(load.batch_sizes, default=0)}"),
@@ -736,6 +693,11 @@ def print_table(results: list[Result]) -> None:
             print(f"   {label:<66}{median:>14}{p99:>14}")
         if r.load.errors:
             print(f"   load errors: {r.load.errors}")
+        if r.load.ignored:
+            print(f"   load: {r.load.ignored} duplicate or unknown replies ignored (each command id counts once)")
+        if r.load.strays:
+            print(f"   load: {r.load.strays} messages on topics the kiosks never subscribed to, ignored "
+                  "(amqtt 0.12 sends every new client the retained messages of everyone's subscriptions)")
 
 
 def checks(results: list[Result]) -> list[tuple[str, bool]]:

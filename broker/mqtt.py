@@ -33,6 +33,7 @@ KEEPALIVE_S = 15
 SESSION_EXPIRY_S = 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 3.0
 READ_BURST = 10000  # packets read in one poll before the caller gets to work on them
+WRITE_GATHER_MAX = 1 << 18  # bytes gathered before a send even inside a batch
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,42 @@ Handler = Callable[[str, bytes, bool], None]
 
 
 class _ReadAheadClient(mqtt.Client):
-    """paho reads each packet with three or more recv() calls (type, length, body); this one
-    reads up to 64 KiB at once and serves those calls from memory. Only for a caller that
-    drives the network itself (`MqttLink.poll` checks `read_ahead` before waiting on the socket)."""
+    """paho reads each packet with three or more recv() calls (type, length, body) and writes
+    each packet with its own send(); this one reads up to 64 KiB at once and serves those calls
+    from memory, and gathers what a batch writes into one send. Only for a caller that drives
+    the network itself (`MqttLink.poll` checks `read_ahead` and calls `flush_out`)."""
 
     _ahead: bytes = b""
     _ahead_pos: int = 0
+    _outgoing: bytearray | None = None
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        if self._sock is None:
+            raise ConnectionError("self._sock is None")
+        if self._outgoing is None:
+            self._outgoing = bytearray()
+        self._outgoing += buf
+        if len(self._outgoing) >= WRITE_GATHER_MAX:
+            self.flush_out()
+        return len(buf)
+
+    def flush_out(self) -> None:
+        """Send what was gathered; wait (up to the keepalive) while the socket buffer is full."""
+        pending = self._outgoing
+        sock = self._sock
+        while pending and sock is not None:
+            try:
+                sent = sock.send(pending)
+            except BlockingIOError:
+                if not select.select([], [sock], [], KEEPALIVE_S)[1]:
+                    log.warning("the broker took nothing for %ss; the keepalive will drop it", KEEPALIVE_S)
+                    pending.clear()
+                    return
+                continue
+            except OSError:  # the connection is gone; paho notices on its next read
+                pending.clear()
+                return
+            del pending[:sent]
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._ahead_pos >= len(self._ahead):
@@ -85,7 +116,10 @@ class _ReadAheadClient(mqtt.Client):
         return self._ahead[start:self._ahead_pos]
 
     def _sock_close(self) -> None:
+        self.flush_out()  # a DISCONNECT and the last words go out before the socket closes
         self._ahead, self._ahead_pos = b"", 0
+        if self._outgoing:
+            self._outgoing.clear()
         super()._sock_close()
 
     @property
@@ -165,6 +199,7 @@ class MqttLink:
     def poll(self, timeout: float) -> None:
         """Connect or reconnect when due, then wait up to timeout for traffic and handle all of it."""
         client = self.client
+        self.flush()
         sock = client.socket()
         if sock is None:
             now = time.monotonic()
@@ -201,6 +236,12 @@ class MqttLink:
             client.loop_misc()
         if client.want_write() and client.socket() is not None:
             client.loop_write()
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what a driven link has gathered (PUBACKs, replies, events) in as few writes as it can."""
+        if isinstance(self.client, _ReadAheadClient):
+            self.client.flush_out()
 
     def wait_ready(self, timeout: float | None) -> bool:
         return self._ready.wait(timeout)
