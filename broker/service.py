@@ -178,6 +178,7 @@ class HallService:
         for topic, reply in replies:
             # QoS 0: a device resends its command until answered, and the id brings back this very reply
             self.link.publish(topic, reply, qos=0)
+        self.link.flush()  # events and replies leave now, before any retained state is worked out
 
     def _handle(self, topic: str, payload: bytes, now: datetime, events: list[p.Event],
                 records: list[CommandRecord], replies: list[tuple[str, bytes]]) -> None:

@@ -63,7 +63,31 @@ def mosquitto_binary() -> str | None:
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
 
 
-class MosquittoBroker:
+class _TestBroker:
+    """What every test broker offers: an address on 127.0.0.1, start, stop, restart on the same port."""
+
+    port: int
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress("127.0.0.1", self.port)
+
+    def start(self) -> _TestBroker:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self, down_s: float = 0.5) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+
+
+class MosquittoBroker(_TestBroker):
     """A private Mosquitto on a free port; restartable on the same port."""
 
     kind = "mosquitto"
@@ -78,10 +102,6 @@ class MosquittoBroker:
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(MOSQUITTO_CONF.format(port=self.port), encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> BrokerAddress:
-        return BrokerAddress("127.0.0.1", self.port)
 
     def start(self) -> MosquittoBroker:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
@@ -99,17 +119,12 @@ class MosquittoBroker:
                 self.proc.wait()
         self.proc = None
 
-    def restart(self, down_s: float = 0.5) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class AmqttBroker:
+class AmqttBroker(_TestBroker):
     """The embedded broker, run in this process on a free port; restartable on the same port."""
 
     kind = "amqtt"
@@ -117,10 +132,6 @@ class AmqttBroker:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.broker: EmbeddedBroker | None = None
-
-    @property
-    def address(self) -> BrokerAddress:
-        return BrokerAddress("127.0.0.1", self.port)
 
     def start(self) -> AmqttBroker:
         self.broker = EmbeddedBroker("127.0.0.1", self.port)
@@ -131,14 +142,6 @@ class AmqttBroker:
         if self.broker is not None:
             self.broker.stop()
         self.broker = None
-
-    def restart(self, down_s: float = 0.5) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
 
 
 class ServerProcess:
