@@ -58,7 +58,7 @@ def test_demo_hall_loads_with_all_its_parts() -> None:
     hall = load_hall(DEMO_HALL)
     assert isinstance(hall, HallConfig)
     assert hall.id == "kvarnby"
-    assert hall.languages == ("sv", "fi", "en")
+    assert hall.languages == ("sv", "fi", "en", "se")
     assert hall.main_language == "sv"
     assert hall.timezone == "Europe/Helsinki"
     assert list(hall.topics) == ["general", "permits", "parking", "social", "taxes", "appointments"]
@@ -135,7 +135,7 @@ def test_rules_table_may_be_left_out_and_gets_defaults() -> None:
                      ["must be a number", "True"], id="boolean where a number goes"),
         pytest.param("priority_allowed = true", 'priority_allowed = "yes"', "rules.priority_allowed",
                      ["must be a boolean", "'yes'"], id="string where a boolean goes"),
-        pytest.param('languages = ["sv", "fi", "en"]', 'languages = "sv"', "hall.languages",
+        pytest.param('languages = ["sv", "fi", "en", "se"]', 'languages = "sv"', "hall.languages",
                      ["must be an array"], id="string where an array goes"),
         pytest.param('tiers = [["general"], ["parking", "taxes"]]', 'tiers = [["general"], "parking"]',
                      "counters[0].tiers[1]", ["non-empty array of topic ids"], id="tier that is not a list"),
@@ -185,9 +185,10 @@ def test_rules_table_may_be_left_out_and_gets_defaults() -> None:
                      ["'2026-13-01'", "not a date"], id="bad closed date"),
         pytest.param('timezone = "Europe/Helsinki"', 'timezone = "Europe/Kvarnby"', "hall.timezone",
                      ["'Europe/Kvarnby'", "not a known time zone"], id="bad timezone"),
-        pytest.param('languages = ["sv", "fi", "en"]', 'languages = ["sv", "fi", "sv"]', "hall.languages",
+        pytest.param('languages = ["sv", "fi", "en", "se"]', 'languages = ["sv", "fi", "en", "sv"]', "hall.languages",
                      ["twice"], id="language twice"),
-        pytest.param('languages = ["sv", "fi", "en"]', 'languages = ["sv", "Finnish", "en"]', "hall.languages",
+        pytest.param('languages = ["sv", "fi", "en", "se"]', 'languages = ["sv", "Finnish", "en", "se"]',
+                     "hall.languages",
                      ["'Finnish'"], id="bad language code"),
         pytest.param("noshow_after_recalls = 2 ", "noshow_after_recalls = -1 ", "rules.noshow_after_recalls",
                      ["must not be negative"], id="negative rule"),

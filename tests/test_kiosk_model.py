@@ -62,6 +62,8 @@ SAMI_TOPICS = {"general": "Oppalaš rávvagat", "permits": "Huksenlobit", "parki
 def sami_hall() -> HallConfig:
     """The demo hall with Northern Sámi as a fourth language: a catalogue plus a line in the config."""
     data = tomllib.loads(DEMO_HALL.read_text("utf-8"))
+    if "se" in data["hall"]["languages"]:  # the demo hall speaks Sámi itself now
+        return parse_hall(data, "sami.toml")
     data["hall"]["languages"].append("se")
 
     def add(texts: dict[str, str], sami: str | None = None) -> None:
@@ -342,7 +344,7 @@ def test_server_offline_shows_out_of_service_in_every_language_and_back() -> Non
     kiosk.feed(ServerStatus(False))
     screen = kiosk.screen
     assert screen.name == "out_of_service" and not screen.buttons and not screen.controls
-    assert [t.lang for t in screen.title if isinstance(t, Msg)] == ["fi", "sv", "en"]
+    assert [t.lang for t in screen.title if isinstance(t, Msg)] == ["fi", "sv", "en", "se"]
     assert kiosk.feed(ChooseTopic("general")) == [] and not kiosk.sends()
     kiosk.feed(ServerStatus(True))
     assert kiosk.screen.name == "topic"
