@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     ticket.add_argument("--priority", action="store_true", help="an accessibility (priority) ticket")
     ticket.add_argument("--device", default="cli", help="kiosk id to act as (default: cli)")
     ticket.add_argument("--json", action="store_true", help="print the reply as JSON")
+    ticket.add_argument("--printer", help="also print it, exactly as the kiosk would (printer URI)")
 
     call = commands.add_parser("call", help="act as a counter: next, recall, noshow, done, forward...")
     _add_common(call)
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--matters", help="done: comma-separated topic ids handled in the visit")
     call.add_argument("--reason", help="pause: why")
     call.add_argument("--json", action="store_true")
+
+    kiosk = commands.add_parser("kiosk", help="run the ticket kiosk (or --snapshot, --test-print)")
+    _add_common(kiosk)
+    from kiosk.cli import add_arguments as add_kiosk_arguments
+
+    add_kiosk_arguments(kiosk)
 
     status = commands.add_parser("status", help="show the hall: queues, counters, last calls")
     _add_common(status)
@@ -91,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     from . import cli_actions
 
     hall = _load(args)
+    if args.command == "kiosk":
+        from kiosk import cli as kiosk_cli
+
+        return kiosk_cli.run(args, hall, broker_address(args, hall))
     return cli_actions.run(args, hall, broker_address(args, hall))
 
 

@@ -55,6 +55,32 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
         print(describe_ticket(hall, result["ticket"], args.lang))
     else:
         print(describe_counter(hall, result))
+    if args.command == "ticket" and getattr(args, "printer", None):
+        return _print_ticket(hall, result["ticket"], args.printer, args.lang)
+    return 0
+
+
+def _print_ticket(hall: HallConfig, ticket: dict[str, Any], uri: str, lang: str | None) -> int:
+    """Print a drawn ticket exactly as the kiosk would (kiosk imported lazily: python-escpos is slow to load)."""
+    from kiosk.i18n import ticket_labels
+    from kiosk.printer import Printer, PrinterError
+    from kiosk.ticket import build_ticket
+
+    lang = _lang(hall, lang or ticket.get("lang"))
+    try:
+        printer = Printer(uri)
+    except ValueError as exc:
+        print(f"vuoro: {exc}", file=sys.stderr)
+        return 2
+    try:
+        printer.print_ticket(build_ticket(hall, ticket, lang, ticket_labels(lang), paper=printer.paper))
+    except PrinterError as exc:
+        print(f"vuoro: {ticket['number']} was issued but NOT printed: {exc.status.state.value} "
+              f"({exc.status.message})", file=sys.stderr)
+        return 1
+    finally:
+        printer.close()
+    print(f"printed on {uri}", file=sys.stderr)  # stdout stays the ticket (or its JSON)
     return 0
 
 

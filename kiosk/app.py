@@ -1,0 +1,328 @@
+"""The kiosk's Kivy app: it draws the model's Screen and feeds button presses back. No flow logic here.
+
+Why it is this thin: the flow (and every failure path) lives in kiosk/model.py and is tested without a
+window; this module only turns a frozen Screen into widgets. It redraws only when the Screen differs
+from the one on display, and its clock runs at 1 Hz (plus a wake-up when a reply or a status arrives
+from another thread), so an idle kiosk costs next to no CPU.
+
+Kivy must be configured (kiosk.cli.configure_kivy) before this module is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock, mainthread
+from kivy.core.window import Window
+from kivy.graphics import Color, Line, Rectangle, RoundedRectangle
+from kivy.uix.behaviors import ButtonBehavior
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+from kivy.utils import get_color_from_hex
+
+from . import i18n
+from .controller import KioskController
+from .model_types import Button, Screen, Text, Touch
+
+FONTS = Path(__file__).resolve().parents[1] / "assets" / "fonts"
+FONT = str(FONTS / "DejaVuSans.ttf")  # carries Sámi á č đ ŋ š ŧ ž, which Kivy's default Roboto lacks
+FONT_BOLD = str(FONTS / "DejaVuSans-Bold.ttf")
+
+DIGIT_EM = 0.72  # the advance of a DejaVu Sans Bold digit or capital, in font sizes (a little generous)
+RGBA = tuple[float, float, float, float]
+
+
+class Theme:
+    """Colours and sizes of one screen; accessibility mode swaps in high contrast and larger text."""
+
+    def __init__(self, high_contrast: bool, large_text: bool, height: float) -> None:
+        self.unit = height / 100.0 * (1.3 if large_text else 1.0)  # one percent of the screen's height
+        self.high_contrast = high_contrast
+        if high_contrast:
+            self.background, self.text, self.muted = _rgba("#000000"), _rgba("#ffffff"), _rgba("#ffffff")
+            self.button, self.button_text, self.selected = _rgba("#000000"), _rgba("#ffff00"), _rgba("#ffff00")
+            self.border = _rgba("#ffff00")
+        else:
+            self.background, self.text, self.muted = _rgba("#f3f5f8"), _rgba("#14202e"), _rgba("#3b4a5c")
+            self.button, self.button_text, self.selected = _rgba("#14365d"), _rgba("#ffffff"), _rgba("#f2b705")
+            self.border = _rgba("#14365d")
+
+    def size(self, factor: float) -> float:
+        return max(12.0, self.unit * factor)
+
+
+def _rgba(value: str) -> RGBA:
+    red, green, blue, alpha = get_color_from_hex(value)
+    return (red, green, blue, alpha)
+
+
+def text_label(text: str, size: float, colour: RGBA, *, bold: bool = False, halign: str = "center") -> Label:
+    """A label that wraps to its width and is as tall as its text, so nothing is clipped."""
+    label = Label(text=text, font_size=size, color=colour, font_name=FONT_BOLD if bold else FONT,
+                  halign=halign, valign="middle", size_hint_y=None)
+    label.bind(width=lambda widget, width: setattr(widget, "text_size", (width, None)),
+               texture_size=lambda widget, texture: setattr(widget, "height", texture[1]))
+    return label
+
+
+def fill_label(text: str, size: float, colour: RGBA, *, bold: bool = True, halign: str = "center") -> Label:
+    """A label that fills its box, wraps to its width and centres its text vertically (button faces)."""
+    label = Label(text=text, font_size=size, color=colour, font_name=FONT_BOLD if bold else FONT,
+                  halign=halign, valign="middle")
+    label.bind(size=lambda widget, box: setattr(widget, "text_size", (box[0], box[1])))
+    return label
+
+
+class TouchButton(ButtonBehavior, BoxLayout):
+    """A large, filled touch target; `action` is the model input it stands for."""
+
+    def __init__(self, button: Button, fill: RGBA, border: RGBA | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.button_id = button.id
+        self.action = button.action
+        with self.canvas.before:
+            Color(*fill)
+            self._fill = RoundedRectangle(radius=[12])
+            if border is not None:
+                Color(*border)
+                self._border = Line(width=3)
+        self.bind(pos=self._draw, size=self._draw)
+        self._has_border = border is not None
+
+    def _draw(self, *_: Any) -> None:
+        self._fill.pos, self._fill.size = self.pos, self.size
+        if self._has_border:
+            self._border.rounded_rectangle = (self.x, self.y, self.width, self.height, 12)
+
+
+class KioskRoot(BoxLayout):
+    """The window's content: rebuilt from a Screen; feeds Touch on any touch to keep the session alive."""
+
+    def __init__(self, press: Callable[[Any], None], **kwargs: Any) -> None:
+        super().__init__(orientation="vertical", **kwargs)
+        self.press = press
+        with self.canvas.before:
+            self._bg_colour = Color(1, 1, 1, 1)
+            self._bg = Rectangle()
+        self.bind(pos=self._draw_bg, size=self._draw_bg)
+
+    def _draw_bg(self, *_: Any) -> None:
+        self._bg.pos, self._bg.size = self.pos, self.size
+
+    def on_touch_down(self, touch: Any) -> bool:
+        self.press(Touch())
+        return bool(super().on_touch_down(touch))
+
+    def show(self, screen: Screen) -> None:
+        self.clear_widgets()
+        theme = Theme(screen.flags.high_contrast, screen.flags.large_text, self.height or Window.height)
+        self._bg_colour.rgba = theme.background
+        self.padding = [theme.size(3), theme.size(3)]
+        self.spacing = theme.size(1.5)
+        ScreenDrawer(self, screen, theme).draw()
+
+
+class ScreenDrawer:
+    """Turns one Screen into widgets on the root (one method per kind of screen)."""
+
+    def __init__(self, root: KioskRoot, screen: Screen, theme: Theme) -> None:
+        self.root, self.screen, self.theme = root, screen, theme
+
+    def t(self, item: Text) -> str:
+        return i18n.render(item, self.screen.lang)
+
+    def add(self, widget: Widget) -> Widget:
+        self.root.add_widget(widget)
+        return widget
+
+    def lines(self, items: tuple[Text, ...], factor: float, *, bold: bool = False, colour: RGBA | None = None) -> None:
+        for item in items:
+            text = self.t(item)
+            if text:
+                self.add(text_label(text, self.theme.size(factor), colour or self.theme.text, bold=bold))
+
+    def spacer(self) -> None:
+        self.add(Widget())
+
+    def draw(self) -> None:
+        name = self.screen.name
+        if name in ("ticket", "paper_out"):
+            self.ticket()
+        elif name in ("start", "topic", "subtopic"):
+            self.choices()
+        else:  # issuing, closed, out_of_service, refused: words, and maybe a way back
+            self.spacer()
+            self.lines(self.screen.title, 4.2, bold=True)
+            self.lines(self.screen.body, 2.8, colour=self.theme.muted)
+            self.spacer()
+            self.controls()
+
+    def choices(self) -> None:
+        screen, theme = self.screen, self.theme
+        many_titles = len(screen.title) > 1
+        self.lines(screen.title[:1], 4.0, bold=True)
+        self.lines(screen.title[1:], 2.4, colour=theme.muted)
+        self.lines(screen.body, 2.2 if many_titles else 2.6, colour=theme.muted)
+        topics = any(button.kind == "topic" for button in screen.buttons)
+        if screen.flags.reach:
+            # Wheelchair reach: the choices sit in a block of fixed height at the bottom, above the controls;
+            # six topics need two columns to keep each target large.
+            self.spacer()
+            height = self.root.height or Window.height
+            grid: Widget = GridLayout(cols=2 if topics else 1, spacing=theme.size(1.2), size_hint_y=None,
+                                      height=height * (0.6 if topics else 0.5))
+        else:
+            grid = BoxLayout(orientation="vertical", spacing=theme.size(1.2))
+        for button in screen.buttons:
+            grid.add_widget(self.topic_button(button) if button.kind == "topic" else self.language_button(button))
+        self.add(grid)
+        self.controls()
+
+    def language_button(self, button: Button) -> Widget:
+        theme = self.theme
+        fill = theme.selected if button.selected else theme.button
+        widget = TouchButton(button, fill, theme.border if theme.high_contrast else None)
+        text_colour = (0.0, 0.0, 0.0, 1.0) if button.selected else theme.button_text
+        widget.add_widget(fill_label(self.t(button.label), theme.size(3.6), text_colour))
+        return widget
+
+    def topic_button(self, button: Button) -> Widget:
+        theme = self.theme
+        colour = _rgba(button.colour or "#14365d")
+        compact = self.screen.flags.reach  # two columns: letter above the name, no description
+        widget = TouchButton(button, colour, theme.border if theme.high_contrast else None,
+                             orientation="vertical" if compact else "horizontal",
+                             padding=[theme.size(1.5), theme.size(0.5)], spacing=theme.size(0.5 if compact else 1.5))
+        white: RGBA = (1.0, 1.0, 1.0, 1.0)
+        letter = fill_label(button.letter or "", theme.size(4.0 if compact else 5.5), white)
+        if compact:
+            letter.size_hint_y = 0.4
+            widget.add_widget(letter)
+            name = self.t(button.label)
+            column = ((self.root.width or Window.width) - 2 * theme.size(3)) / 2 - 2 * theme.size(1.5)
+            longest = max((len(word) for word in name.split()), default=1)  # never break a word in two
+            widget.add_widget(fill_label(name, min(theme.size(2.0), column / (DIGIT_EM * longest)), white))
+            return widget
+        letter.size_hint_x = 0.16
+        widget.add_widget(letter)
+        words = BoxLayout(orientation="vertical")
+        words.add_widget(Widget())
+        words.add_widget(text_label(self.t(button.label), theme.size(2.8), white, bold=True, halign="left"))
+        if button.detail:
+            words.add_widget(text_label(self.t(button.detail), theme.size(1.9), white, halign="left"))
+        words.add_widget(Widget())
+        widget.add_widget(words)
+        return widget
+
+    def controls(self) -> None:
+        screen, theme = self.screen, self.theme
+        if not screen.controls:
+            return
+        row = BoxLayout(orientation="horizontal", spacing=theme.size(1.5), size_hint_y=None, height=theme.size(9))
+        for button in screen.controls:
+            label = self.t(button.label)
+            if button.kind == "toggle":
+                label = ("✓ " if button.selected else "") + label
+            if button.id == "done" and screen.flags.countdown_s is not None:
+                label += f"  ({screen.flags.countdown_s})"
+            fill = theme.selected if button.selected else theme.button
+            widget = TouchButton(button, fill, theme.border if theme.high_contrast else None,
+                                 padding=[theme.size(1), 0])
+            text_colour = (0.0, 0.0, 0.0, 1.0) if button.selected else theme.button_text
+            widget.add_widget(fill_label(label, theme.size(2.2), text_colour))
+            row.add_widget(widget)
+        self.add(row)
+
+    def ticket(self) -> None:
+        screen, theme = self.screen, self.theme
+        ticket = screen.ticket
+        assert ticket is not None
+        big = screen.flags.big_number
+        self.lines(screen.title, 3.0, colour=theme.muted)
+        number_colour = theme.text if theme.high_contrast else _rgba(ticket.colour)
+        width = (self.root.width or Window.width) - 2 * theme.size(3)
+        fits = width / (DIGIT_EM * max(1, len(ticket.number)))  # one line, never wrapped or clipped
+        number = Label(text=ticket.number, font_name=FONT_BOLD, color=number_colour, size_hint_y=None,
+                       font_size=min(theme.size(24 if big else 16), fits * (0.95 if big else 0.8)))
+        number.bind(texture_size=lambda widget, texture: setattr(widget, "height", texture[1]))
+        self.add(number)
+        first, *rest = screen.body
+        if big:  # the printer failed: say so first, in bold, then what the ticket would have said
+            self.lines(screen.body[:2], 3.4, bold=True)
+            rest = list(screen.body[2:])
+        else:
+            self.lines((first,), 3.6, bold=True)
+        self.lines(tuple(rest), 2.6)
+        self.spacer()
+        self.controls()
+
+
+class KioskApp(App):
+    """The kiosk window. `after_sync` runs once the kiosk has synced with the hall server (snapshots)."""
+
+    title = "Vuoro kiosk"
+
+    def __init__(self, controller: KioskController, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.controller = controller
+        self.drawn: Screen | None = None
+        self.root_widget: KioskRoot | None = None
+        self.frames = 0  # how many times a screen was drawn (tests check it does not redraw when idle)
+        controller.wake = self._wake
+
+    def build(self) -> KioskRoot:
+        self.root_widget = KioskRoot(self.press)
+        self.root_widget.bind(size=lambda *_: self.redraw(force=True))
+        Clock.schedule_interval(lambda dt: self.refresh(self.controller.tick()), 1.0)
+        self.controller.start()
+        self.refresh(self.controller.screen())
+        return self.root_widget
+
+    def on_stop(self) -> None:
+        self.controller.stop()
+
+    @mainthread
+    def _wake(self) -> None:
+        """From another thread: drain the controller's queue on the UI thread, now."""
+        if self.controller.pump():
+            self.refresh(self.controller.screen())
+
+    def press(self, action: Any) -> None:
+        self.refresh(self.controller.press(action))
+
+    def refresh(self, screen: Screen) -> None:
+        if screen != self.drawn:
+            self.drawn = screen
+            self.redraw()
+
+    def redraw(self, force: bool = False) -> None:
+        if self.root_widget is None or self.drawn is None:
+            return
+        self.frames += 1
+        self.root_widget.show(self.drawn)
+        self._bind_buttons(self.root_widget)
+
+    def _bind_buttons(self, widget: Widget) -> None:
+        for child in widget.walk(restrict=True):
+            if isinstance(child, TouchButton):
+                child.bind(on_release=lambda button: self.press(button.action))
+
+    def find_button(self, button_id: str) -> TouchButton | None:
+        """The widget of a model button on the screen now (tests touch it)."""
+        if self.root_widget is None:
+            return None
+        return next((w for w in self.root_widget.walk(restrict=True)
+                     if isinstance(w, TouchButton) and w.button_id == button_id), None)
+
+    def snapshot(self, path: str | Path) -> Path:
+        """Write the window's content as a PNG (the screen's own background, no window chrome)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        assert self.root_widget is not None
+        self.root_widget.export_to_png(str(target))
+        return target

@@ -1,0 +1,140 @@
+"""`vuoro kiosk`: run the kiosk window, write a snapshot of it, or test-print on a printer.
+
+Kept out of broker/cli.py so that `vuoro server` never imports Kivy, and so that Kivy is configured
+(window size, full screen, no argument parsing of its own) before anything imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
+
+DEFAULT_PRINTER = "preview://var/tickets"
+SNAPSHOT_SYNC_S = 10.0
+EXIT_NO_SERVER = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The kiosk's own options (the common --hall, --broker... are added by broker/cli.py)."""
+    parser.add_argument("--id", default="K1", help="this kiosk's device id (default K1)")
+    parser.add_argument("--printer", default=os.environ.get("VUORO_PRINTER", DEFAULT_PRINTER),
+                        help=f"usb://, serial://, tcp://, file:// or preview://DIR (default {DEFAULT_PRINTER})")
+    parser.add_argument("--windowed", action="store_true", help="a window instead of full screen (development)")
+    parser.add_argument("--size", default="540x960", help="window size WxH with --windowed or --snapshot")
+    parser.add_argument("--snapshot", metavar="PATH", help="write a PNG of the screen once synced, exit")
+    parser.add_argument("--lang", help="with --snapshot: choose this language first (shows the topic screen)")
+    parser.add_argument("--test-print", action="store_true", help="print a test ticket and report the printer status")
+
+
+def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
+    """Set Kivy up before it is imported: our window, not Kivy's argument parser or a home in ~/.kivy."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ.setdefault("KIVY_HOME", str(Path(tempfile.gettempdir()) / f"vuoro-kivy-{os.getuid()}"))
+    if headless:
+        os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    from kivy.config import Config
+
+    width, _, height = size.partition("x")
+    Config.set("graphics", "fullscreen", "0" if windowed else "auto")
+    Config.set("graphics", "width", str(int(width)))
+    Config.set("graphics", "height", str(int(height)))
+    Config.set("graphics", "resizable", "1" if windowed else "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    Config.set("kivy", "exit_on_escape", "1" if windowed else "0")
+
+
+def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
+    if args.test_print:
+        return test_print(hall, args.printer, args.lang)
+    snapshot = args.snapshot is not None
+    configure_kivy(windowed=args.windowed or snapshot, size=args.size,
+                   headless=snapshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"))
+    from .controller import KioskController
+
+    try:
+        controller = KioskController(hall, address, args.id, args.printer, mqtt_version=args.mqtt_version)
+    except ValueError as exc:
+        print(f"vuoro kiosk: {exc}", file=sys.stderr)
+        return 2
+    from .app import KioskApp
+
+    app = KioskApp(controller)
+    result: dict[str, Any] = {"code": 0}
+    if snapshot:
+        _schedule_snapshot(app, Path(args.snapshot), args.lang, result)
+    app.run()
+    return int(result["code"])
+
+
+def _schedule_snapshot(app: Any, path: Path, lang: str | None, result: dict[str, Any]) -> None:
+    """Poll (5 Hz, only while waiting to take one picture) until synced, then draw, save and stop."""
+    from kivy.clock import Clock
+
+    from .model_types import ChooseLanguage
+
+    started = time.monotonic()
+
+    def check(dt: float) -> bool:
+        controller = app.controller
+        controller.pump()
+        app.refresh(controller.screen())
+        synced = controller.synced
+        if not synced and time.monotonic() - started < SNAPSHOT_SYNC_S:
+            return True
+        if not synced:
+            result["code"] = EXIT_NO_SERVER
+            print(f"vuoro kiosk: no hall server within {SNAPSHOT_SYNC_S:g} s; the snapshot shows the "
+                  "out-of-service screen", file=sys.stderr)
+        elif lang:
+            app.press(ChooseLanguage(lang))
+        Clock.schedule_once(save, 0.3)  # let the layout settle for a frame or two
+        return False
+
+    def save(dt: float) -> None:
+        app.refresh(app.controller.screen())
+        written = app.snapshot(path)
+        print(f"vuoro kiosk: {app.drawn.name if app.drawn else '?'} screen written to {written}")
+        app.stop()
+
+    Clock.schedule_interval(check, 0.2)
+
+
+def test_print(hall: HallConfig, printer_uri: str, lang: str | None) -> int:
+    """Print a sample ticket through the real layout and say what the printer reports (0 printed, 1 not)."""
+    from datetime import datetime
+
+    from . import i18n
+    from .printer import Printer, PrinterError
+    from .ticket import build_ticket
+
+    lang = lang if lang in hall.languages else hall.main_language
+    topic = next(iter(hall.topics.values()))
+    try:
+        printer = Printer(printer_uri)
+    except ValueError as exc:
+        print(f"vuoro kiosk: {exc}", file=sys.stderr)
+        return 2
+    try:
+        before = printer.status()
+        print(f"printer {printer_uri}: {before.state.value} ({before.message})")
+        ticket = {"number": f"{topic.letter}000", "topic": topic.id, "lang": lang, "priority": False,
+                  "issued_at": datetime.now(hall.tz).isoformat(), "ahead": 0, "expected_wait_s": 0}
+        layout = build_ticket(hall, ticket, lang, i18n.ticket_labels(lang), paper=printer.paper)
+        after = printer.print_ticket(layout)
+    except PrinterError as exc:
+        print(f"test ticket NOT printed: {exc.status.state.value} ({exc.status.message})", file=sys.stderr)
+        return 1
+    finally:
+        printer.close()
+    print(f"test ticket printed ({layout.paper.mm} mm, {lang}); printer now {after.state.value} ({after.message})")
+    return 0

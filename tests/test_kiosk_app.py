@@ -1,0 +1,175 @@
+"""The real Kivy kiosk window (SDL offscreen, Mesa) against a running hall server: touches to tickets, screenshots.
+
+The window runs in a child process (this file run as a script) so that Kivy's global window and
+environment never leak into other test modules. The child starts its own fake ESC/POS printer (to
+run out of paper on cue), touches the buttons through Kivy's input path (UnitTestTouch), saves a
+screenshot of each screen into docs/screenshots/kiosk/, and reports the ticket numbers it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots" / "kiosk"
+WINDOW = "540x960"
+
+
+def test_three_touches_per_language_draw_the_servers_tickets_and_every_screen_is_captured(
+        make_service: Callable, amqtt_broker: Any, hall: Any) -> None:
+    service = make_service(amqtt_broker)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIVY_HOME": tempfile.mkdtemp(prefix="vuoro-kivy-")}
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, __file__, amqtt_broker.address.url, str(SHOTS)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert time.monotonic() - started < 60
+    tickets = service.engine.state.tickets
+    shown = report["tickets"]
+    assert [lang for lang, _ in shown] == [*hall.languages, "sv"]  # one per language, then the paper-out one
+    for lang, number in shown:
+        assert number in tickets and tickets[number].lang == lang  # the server's number, in the visitor's language
+    assert report["touches"][:3] == ["lang:sv", "topic:general", "done"]
+    for name in report["shots"]:
+        path = SHOTS / f"{name}.png"
+        assert path.stat().st_size < 400_000, f"{path} is too large for the docs"
+    expected = {"start", "start-accessible", "topic-accessible", "paper_out-sv", "closed-sv", "out_of_service",
+                *(f"topic-{x}" for x in hall.languages), *(f"ticket-{x}" for x in hall.languages)}
+    assert expected <= set(report["shots"])
+
+
+# ---------------------------------------------------------------- the child process: a real window
+
+
+def _drive(broker_url: str, out: Path) -> int:  # pragma: no cover - runs in the child
+    from kiosk.cli import configure_kivy
+
+    configure_kivy(windowed=True, size=WINDOW, headless=True)
+    from kivy.clock import Clock
+    from kivy.tests.common import UnitTestTouch
+
+    from broker.config import DEMO_HALL, load_hall
+    from broker.mqtt import BrokerAddress
+    from kiosk.app import KioskApp
+    from kiosk.controller import KioskController
+    from kiosk.fake_printer import FakeEscposPrinter
+    from kiosk.model_types import HallState, ServerStatus
+
+    hall = load_hall(DEMO_HALL)
+    fake = FakeEscposPrinter(serial=False, tcp=True).start()
+    controller = KioskController(hall, BrokerAddress.parse(broker_url), "K1", fake.tcp_uri, status_interval=0.3)
+    app = KioskApp(controller)
+    report: dict[str, Any] = {"tickets": [], "shots": [], "touches": []}
+    out.mkdir(parents=True, exist_ok=True)
+
+    def screen_is(name: str, extra: Callable[[], bool] = lambda: True) -> Callable[[], bool]:
+        return lambda: app.drawn is not None and app.drawn.name == name and extra()
+
+    def printed() -> bool:
+        return app.drawn is not None and any(getattr(line, "id", "") == "ticket.take" for line in app.drawn.body)
+
+    def touch(button_id: str) -> None:
+        widget = app.find_button(button_id)
+        assert widget is not None, f"no {button_id} button on {app.drawn}"
+        report["touches"].append(button_id)
+        pointer = UnitTestTouch(*widget.to_window(*widget.center))
+        pointer.touch_down()
+        pointer.touch_up()
+
+    def shot(name: str) -> None:
+        app.snapshot(out / f"{name}.png")
+        report["shots"].append(name)
+
+    def inject(event: Any) -> None:
+        """Screens that need the world to change (night, the server gone): told to the model directly."""
+        controller.model.feed(event, controller.clock())
+        app.refresh(controller.screen())
+
+    def script() -> Iterator[Callable[[], bool] | float]:
+        yield screen_is("start", lambda: controller.synced)
+        yield 0.2
+        shot("start")
+        for lang in hall.languages:
+            touch(f"lang:{lang}")
+            yield screen_is("topic")
+            shot(f"topic-{lang}")
+            touch("topic:general")
+            yield screen_is("ticket", printed)
+            report["tickets"].append([lang, app.drawn.ticket.number])
+            shot(f"ticket-{lang}")
+            touch("done")
+            yield screen_is("start")
+        touch("accessibility")
+        yield lambda: app.drawn is not None and app.drawn.flags.high_contrast
+        shot("start-accessible")
+        touch("lang:sv")
+        yield screen_is("topic")
+        shot("topic-accessible")
+        touch("back")
+        yield screen_is("start")
+        touch("accessibility")
+        fake.set_paper("out")
+        yield lambda: controller.model.printer == "out"
+        yield 0.1
+        shot("start-printer-out")
+        touch("lang:sv")
+        yield screen_is("topic")
+        touch("topic:permits")
+        yield screen_is("paper_out")
+        report["tickets"].append(["sv", app.drawn.ticket.number])
+        shot("paper_out-sv")
+        touch("done")
+        yield screen_is("start")
+        tomorrow = (controller.clock() + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+        inject(HallState(False, tomorrow))
+        yield 0.1
+        shot("closed-sv")
+        inject(HallState(True, None))
+        inject(ServerStatus(False))
+        yield 0.1
+        shot("out_of_service")
+
+    steps = script()
+    deadline = [time.monotonic() + 45.0]
+    waiting: list[Any] = [None]
+
+    def step(dt: float) -> bool:
+        if time.monotonic() > deadline[0]:
+            report["error"] = f"stuck on {app.drawn}"
+            app.stop()
+            return False
+        condition = waiting[0]
+        if callable(condition) and not condition():
+            return True
+        if isinstance(condition, float) and time.monotonic() < waiting[1]:
+            return True
+        try:
+            waiting[0] = next(steps)
+        except StopIteration:
+            app.stop()
+            return False
+        if isinstance(waiting[0], float):
+            waiting[1:] = [time.monotonic() + waiting[0]]
+        return True
+
+    Clock.schedule_interval(step, 0.05)
+    try:
+        app.run()
+    finally:
+        fake.stop()
+    print(json.dumps(report))
+    return 0 if "error" not in report else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_drive(sys.argv[1], Path(sys.argv[2])))
