@@ -37,14 +37,36 @@ bootstrap() {
         fi
         "$VENV/bin/python" -m pip install -q --upgrade pip >&2
     fi
+    # the stamp holds the pyproject's hash and the extras installed with it: reinstall only when
+    # pyproject changed or an extra is asked for that is not there yet
     stamp="$VENV/.vuoro-installed"
-    want="$(cat "$VUORO_ROOT/pyproject.toml" | sha1sum | cut -c1-12)${extra:+-$extra}"
-    if [ ! -f "$stamp" ] || ! grep -qx "$want" "$stamp"; then
+    hash="$(sha1sum < "$VUORO_ROOT/pyproject.toml" | cut -c1-12)"
+    local have="" need="" e
+    if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$hash" ]; then have="$(sed -n 2p "$stamp")"; fi
+    for e in ${extra//,/ }; do
+        [[ ",$have," == *",$e,"* ]] || need="yes"
+    done
+    if [ ! -f "$stamp" ] || [ "$(head -n1 "$stamp")" != "$hash" ] || [ -n "$need" ]; then
+        local all="$have"
+        for e in ${extra//,/ }; do [[ ",$all," == *",$e,"* ]] || all="${all:+$all,}$e"; done
         echo "vuoro: installing Python packages into $VENV" >&2
-        "$VENV/bin/python" -m pip install -q -e "$VUORO_ROOT${extra:+[$extra]}" >&2
-        echo "$want" > "$stamp"
+        "$VENV/bin/python" -m pip install -q -e "$VUORO_ROOT${all:+[$all]}" >&2
+        printf '%s\n%s\n' "$hash" "$all" > "$stamp"
     fi
-    if [ "$extra" = dev ] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    if [[ "$extra" == *dev* ]] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
         _apt_install mosquitto
     fi
+    if [[ "$extra" == *ui* ]]; then
+        # Kivy's windows (also SDL's offscreen driver in the tests) need Mesa's GL; mtdev for touch screens
+        _need_debs libmtdev1 libgl1 libegl1 libgl1-mesa-dri
+    fi
+}
+
+_need_debs() {
+    local missing=() pkg
+    command -v dpkg >/dev/null || return 0
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] || _apt_install "${missing[@]}"
 }

@@ -91,9 +91,13 @@ class Store:
         return int(row[0] or 1)
 
     def events(self, from_seq: int = 1) -> Iterator[p.Event]:
-        cursor = self.db.execute("SELECT body FROM events WHERE seq >= ? ORDER BY seq", (from_seq,))
-        for (body,) in cursor:
-            yield p.Event.from_payload(json.loads(body))
+        cursor = self.db.execute("SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq", (from_seq,))
+        for seq, body in cursor:
+            try:
+                yield p.Event.from_payload(json.loads(body))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"{self.path}: event {seq} is not a Vuoro v{p.VERSION} event "
+                                 f"({type(exc).__name__}: {exc}); this log cannot be replayed") from None
 
     def reply_for(self, role: str, device: str, command_id: str) -> bytes | None:
         row = self.db.execute("SELECT reply FROM commands WHERE role = ? AND device = ? AND id = ?",

@@ -108,3 +108,12 @@ def test_server_refuses_a_log_that_does_not_fit_the_hall_config(tmp_path, hall, 
     smaller = replace(hall, topics={k: v for k, v in hall.topics.items() if k != "permits"})
     with pytest.raises(StoreError, match="does not fit this hall config"):
         HallService(smaller, tmp_path / "h.sqlite", BrokerAddress("127.0.0.1", 1))
+
+
+def test_an_unreadable_event_in_the_log_is_a_clear_error(tmp_path, hall, clock):
+    store = Store(tmp_path / "h.sqlite", hall.id)
+    store.commit(_encoded(Engine(hall).handle(_command("issue", topic="general"), clock.now()).events), [])
+    store.db.execute("UPDATE events SET body = '{\"ticket\": {}}' WHERE seq = 2")
+    with pytest.raises(StoreError, match="event 2 is not a Vuoro v1 event"):
+        list(store.events(1))
+    store.close()
