@@ -84,6 +84,13 @@ class Display:
 
 
 @dataclass(frozen=True)
+class Kiosk:
+    id: str
+    printer: str  # a printer URI: usb://, serial://, tcp://, file:// or preview://DIR
+    name: Text = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class OpeningHours:
     """Weekly opening hours in the hall's time zone, plus closed dates (public holidays)."""
 
@@ -149,6 +156,7 @@ class HallConfig:
     counters: Mapping[str, Counter]
     displays: Mapping[str, Display]
     public_url: str | None = None
+    kiosks: Mapping[str, Kiosk] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -237,6 +245,12 @@ def _check_id(value: str) -> str | None:
     if not ID_RE.match(value):
         return f"{value!r} is not a valid id (lower-case letters, digits, '-' or '_', at most 32)"
     return None
+
+
+def _check_printer(value: str) -> str | None:
+    if re.match(r"^(usb|serial|tcp|file|preview)://", value):
+        return None
+    return f"must be a printer URI (usb://, serial://, tcp://, file://, preview://); got {value!r}"
 
 
 def _text(reader: _Reader, name: str, languages: tuple[str, ...], *, required: bool = True) -> Text:
@@ -400,9 +414,21 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
         displays[display_id] = Display(id=display_id, name=display_name, directions=directions)
         reader.done()
 
+    kiosks: dict[str, Kiosk] = {}
+    if root.has("kiosks"):
+        for reader in root.tables("kiosks"):
+            kiosk_id = reader.get("id", str, check=lambda v: None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v)
+                                  else f"{v!r} is not a valid device id")
+            if kiosk_id in kiosks:
+                raise reader.error("id", f"kiosk {kiosk_id!r} is defined twice")
+            printer = reader.get("printer", str, check=_check_printer)
+            kiosks[kiosk_id] = Kiosk(id=kiosk_id, printer=printer,
+                                     name=_text(reader, "name", languages, required=False))
+            reader.done()
     root.done()
     return HallConfig(path=path, id=hall_id, name=name, languages=languages, timezone=timezone, hours=hours,
-                      rules=rules, topics=topics, counters=counters, displays=displays, public_url=public_url)
+                      rules=rules, topics=topics, counters=counters, displays=displays, public_url=public_url,
+                      kiosks=kiosks)
 
 
 def load_hall(path: str | Path) -> HallConfig:

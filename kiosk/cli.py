@@ -25,8 +25,9 @@ EXIT_NO_SERVER = 3
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The kiosk's own options (the common --hall, --broker... are added by broker/cli.py)."""
     parser.add_argument("--id", default="K1", help="this kiosk's device id (default K1)")
-    parser.add_argument("--printer", default=os.environ.get("VUORO_PRINTER", DEFAULT_PRINTER),
-                        help=f"usb://, serial://, tcp://, file:// or preview://DIR (default {DEFAULT_PRINTER})")
+    parser.add_argument("--printer", default=os.environ.get("VUORO_PRINTER"),
+                        help="usb://, serial://, tcp://, file:// or preview://DIR (default: this kiosk's printer "
+                        f"in the hall config, else {DEFAULT_PRINTER})")
     parser.add_argument("--windowed", action="store_true", help="a window instead of full screen (development)")
     parser.add_argument("--size", default="540x960", help="window size WxH with --windowed or --snapshot")
     parser.add_argument("--snapshot", metavar="PATH", help="write a PNG of the screen once synced, exit")
@@ -53,7 +54,16 @@ def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
     Config.set("kivy", "exit_on_escape", "1" if windowed else "0")
 
 
+def printer_uri(args: argparse.Namespace, hall: HallConfig) -> str:
+    """--printer, else the kiosk's printer in the hall config, else PNG previews."""
+    if args.printer:
+        return str(args.printer)
+    kiosk = hall.kiosks.get(args.id)
+    return kiosk.printer if kiosk is not None else DEFAULT_PRINTER
+
+
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
+    args.printer = printer_uri(args, hall)
     if args.test_print:
         return test_print(hall, args.printer, args.lang)
     snapshot = args.snapshot is not None

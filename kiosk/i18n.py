@@ -69,10 +69,17 @@ TIME_FORMAT_ID = "format.time"
 class Renderable(Protocol):
     """What the kiosk model puts on a screen (kiosk.model.Msg); duck-typed to keep i18n free of the model."""
 
-    id: str
-    params: tuple[tuple[str, Any], ...]
-    n: int | None
-    lang: str | None
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def params(self) -> tuple[tuple[str, Any], ...]: ...
+
+    @property
+    def n(self) -> int | None: ...
+
+    @property
+    def lang(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

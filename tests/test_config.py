@@ -355,3 +355,14 @@ def test_closed_date_written_as_a_datetime_is_refused_not_ignored(tmp_path: Path
     """A TOML datetime is a `date` subclass that never equals a day: taken as is, the holiday would be open."""
     path = write_variant(tmp_path, "closed_dates = [2026-12-24,", "closed_dates = [2026-12-24T00:00:00,")
     assert_names(refusal(path), str(path), "hours.closed_dates", "not a date like 2026-12-24")
+
+
+def test_kiosks_name_their_printer_and_a_bad_uri_is_refused(tmp_path: Path) -> None:
+    hall = load_hall(DEMO_HALL)
+    assert hall.kiosks["K1"].printer == "preview://var/tickets"
+    bad = tmp_path / "hall.toml"
+    bad.write_text(DEMO_HALL.read_text(encoding="utf-8").replace('printer = "preview://var/tickets"',
+                                                                  'printer = "lpt1"'), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_hall(bad)
+    assert refused.value.key == "kiosks[0].printer" and "printer URI" in refused.value.problem
