@@ -1,0 +1,507 @@
+"""Kiosk bench: last touch -> ticket bytes at the printer, start-up to first frame, resident memory.
+
+Run: `.venv/bin/python bench/kiosk_bench.py [--quick]`. Everything runs on 127.0.0.1 in a temporary
+directory: a private Mosquitto on a free port, `vuoro server` as a real process on it, a fake ESC/POS
+printer (kiosk/fake_printer.py) on a free TCP port in this process, and the kiosk in child processes
+under SDL's offscreen driver (Mesa), with a temporary KIVY_HOME and XDG_CACHE_HOME.
+
+1. Latency: a child runs the real KioskApp + KioskController window and touches its buttons through
+   Kivy's input path (UnitTestTouch, as tests/test_kiosk_app.py does): language, topic, (ticket), done.
+   The child stamps time.monotonic() just before the topic touch (the last touch before the ticket);
+   the fake printer stamps the arrival of the first byte of each ticket that is not a status query
+   (DLE EOT). CLOCK_MONOTONIC is one clock for all processes of the machine, so the two pair up.
+2. Start-up: `vuoro kiosk --windowed --snapshot PATH` spawned through a thin wrapper (this file, `--_frames`)
+   that wraps Window.flip to print the time of the first flipped frame and of the first frame showing the
+   synced start screen; the time the PNG appears is measured too. Plain `vuoro kiosk --snapshot`
+   (no wrapper) gives the spawn -> PNG upper bound.
+3. Memory: VmRSS of the latency child after its window is up and synced, and after all its tickets.
+
+Every wait has a timeout; a watchdog stops and cleans up everything if the run hangs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = "540x960"
+TARGET_MEDIAN_MS = 50.0
+TARGET_STARTUP_S = 2.0
+TARGET_RSS_MIB = 150.0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000 if samples else math.nan
+
+
+def p99_ms(samples: list[float]) -> float:
+    """Nearest-rank 99th percentile, in milliseconds."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] * 1000
+
+
+def rss_mib(pid: int | str = "self") -> float:
+    return rss_mib_field("VmRSS", pid)
+
+
+def rss_mib_field(field: str, pid: int | str = "self") -> float:
+    """A kB field of /proc/PID/status (VmRSS, VmHWM) in MiB; NaN when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return math.nan
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+class Janitor:
+    """Everything started is registered here and torn down once (newest first): normally, on a signal, or by
+    the watchdog."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: list[Callable[[], Any]] = []
+
+    def add(self, job: Callable[[], Any]) -> None:
+        with self._lock:
+            self._jobs.append(job)
+
+    def run(self) -> None:
+        with self._lock:
+            jobs, self._jobs = self._jobs[::-1], []
+        for job in jobs:
+            with contextlib.suppress(Exception):
+                job()
+
+    def watchdog(self, seconds: float) -> threading.Timer:
+        def expire() -> None:
+            print(f"\nkiosk_bench: watchdog: still running after {seconds:.0f}s; stopping everything",
+                  file=sys.stderr, flush=True)
+            self.run()
+            os._exit(3)
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+JANITOR = Janitor()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- the printer end
+
+
+def stamping_printer() -> Any:
+    """A FakeEscposPrinter that stamps the arrival of each ticket's first byte (status queries excluded)."""
+    from kiosk.fake_printer import FakeEscposPrinter, parse_escpos
+
+    class StampingPrinter(FakeEscposPrinter):
+        def __init__(self) -> None:
+            super().__init__(serial=False, tcp=True)
+            self.first_bytes: list[float] = []
+            self.cuts: list[float] = []
+            self._stream = b""
+            self._in_ticket = False
+
+        def _feed(self, channel: str, source: int | Any, chunk: bytes) -> None:
+            now = time.monotonic()  # the fake's select loop wakes on the chunk: its arrival time
+            data = self._stream + chunk
+            commands, used = parse_escpos(data, partial=True)
+            self._stream = data[used:]
+            for command in commands:
+                if command.name == "status_query":
+                    continue
+                if not self._in_ticket:
+                    self._in_ticket = True
+                    self.first_bytes.append(now)
+                if command.name == "cut":
+                    self._in_ticket = False
+                    self.cuts.append(now)
+            super()._feed(channel, source, chunk)
+
+    return StampingPrinter()
+
+
+# ---------------------------------------------------------------- child 1: the window, touched
+
+
+def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) -> int:  # pragma: no cover
+    """The real KioskApp under the offscreen driver; prints one JSON line with stamps, RSS and module checks."""
+    started = time.monotonic()
+    sys.path.insert(0, str(ROOT))
+    from kiosk.cli import configure_kivy
+
+    configure_kivy(windowed=True, size=WINDOW, headless=True)
+    from kivy.clock import Clock
+    from kivy.tests.common import UnitTestTouch
+
+    from broker.config import DEMO_HALL, load_hall
+    from broker.mqtt import BrokerAddress
+    from kiosk.app import KioskApp
+    from kiosk.controller import KioskController
+
+    hall = load_hall(DEMO_HALL)
+    controller = KioskController(hall, BrokerAddress.parse(broker_url), "KB", printer_uri)
+    escpos_at_start = "escpos.printer" in sys.modules
+    app = KioskApp(controller)
+    report: dict[str, Any] = {"touch": [], "issue_s": [], "print_start": [], "numbers": []}
+
+    issue, print_ = controller._issue, controller._print  # timing wrappers on the instance; kiosk/ unchanged
+
+    def timed_issue(job: Any) -> Any:
+        t0 = time.monotonic()
+        result = issue(job)
+        report["issue_s"].append(time.monotonic() - t0)
+        return result
+
+    def timed_print(job: Any) -> Any:
+        report["print_start"].append(time.monotonic())
+        return print_(job)
+
+    controller._issue, controller._print = timed_issue, timed_print  # type: ignore[method-assign]
+
+    def drawn(name: str, extra: Callable[[], bool] = lambda: True) -> Callable[[], bool]:
+        return lambda: app.drawn is not None and app.drawn.name == name and extra()
+
+    def printed() -> bool:
+        return app.drawn is not None and any(getattr(line, "id", "") == "ticket.take" for line in app.drawn.body)
+
+    def touch(button_id: str) -> None:
+        widget = app.find_button(button_id)
+        if widget is None:
+            raise RuntimeError(f"no {button_id} button on {app.drawn}")
+        pointer = UnitTestTouch(*widget.to_window(*widget.center))
+        if button_id.startswith("topic:"):
+            report["touch"].append(time.monotonic())
+        pointer.touch_down()
+        pointer.touch_up()
+
+    def script() -> Iterator[Callable[[], bool] | float]:
+        yield drawn("start", lambda: controller.synced)
+        report["synced_s"] = time.monotonic() - started
+        yield 0.5  # let the window settle
+        report["rss_up_mib"] = rss_mib()
+        report["modules_up"] = sorted(sys.modules)
+        for _ in range(warmup + tickets):
+            touch("lang:sv")
+            yield drawn("topic")
+            touch("topic:general")
+            yield drawn("ticket", printed)
+            report["numbers"].append(app.drawn.ticket.number if app.drawn and app.drawn.ticket else "?")
+            touch("done")
+            yield drawn("start")
+        yield 0.5
+        report["rss_end_mib"] = rss_mib()
+        report["rss_hwm_mib"] = rss_mib_field("VmHWM")
+        report["new_modules"] = sorted(set(sys.modules) - set(report.pop("modules_up")))
+
+    steps = script()
+    deadline = time.monotonic() + 30.0 + 1.0 * (warmup + tickets)
+    waiting: list[Any] = [None, 0.0]
+
+    def step(dt: float) -> bool:
+        if time.monotonic() > deadline:
+            report["error"] = f"stuck on {app.drawn.name if app.drawn else None}"
+            app.stop()
+            return False
+        condition = waiting[0]
+        if callable(condition) and not condition():
+            return True
+        if isinstance(condition, float) and time.monotonic() < waiting[1]:
+            return True
+        try:
+            waiting[0] = next(steps)
+        except StopIteration:
+            app.stop()
+            return False
+        except Exception as exc:
+            report["error"] = repr(exc)
+            app.stop()
+            return False
+        if isinstance(waiting[0], float):
+            waiting[1] = time.monotonic() + waiting[0]
+        return True
+
+    Clock.schedule_interval(step, 0)  # every frame
+    app.run()
+    report["escpos_at_start"] = escpos_at_start
+    print(json.dumps(report), flush=True)
+    return 0 if "error" not in report else 1
+
+
+# ---------------------------------------------------------------- child 2: `vuoro kiosk`, frames reported
+
+
+def child_frames(argv: list[str]) -> int:  # pragma: no cover
+    """`vuoro kiosk ARGV` with Window.flip wrapped: prints FIRST_FRAME / SYNCED_FRAME <monotonic> <rss MiB>."""
+    sys.path.insert(0, str(ROOT))
+    from kiosk.cli import configure_kivy
+
+    configure_kivy(windowed=True, size=WINDOW, headless=True)  # what `vuoro kiosk --windowed --snapshot` sets
+    from kivy.app import App
+    from kivy.core.window import Window
+
+    flip = Window.flip
+    seen: set[str] = set()
+
+    def flipped() -> None:
+        flip()
+        now = time.monotonic()
+        if "first" not in seen:
+            seen.add("first")
+            print(f"FIRST_FRAME {now:.6f} {rss_mib():.1f}", flush=True)
+        if "synced" not in seen:
+            app: Any = App.get_running_app()
+            if app is not None and app.drawn is not None and app.drawn.name == "start" and app.controller.synced:
+                seen.add("synced")
+                print(f"SYNCED_FRAME {now:.6f} {rss_mib():.1f}", flush=True)
+
+    Window.flip = flipped  # type: ignore[method-assign]
+    from broker.cli import main
+
+    return main(argv)
+
+
+# ---------------------------------------------------------------- the parent
+
+
+def kiosk_args(broker_url: str, printer_uri: str, snapshot: Path) -> list[str]:
+    from broker.config import DEMO_HALL
+
+    return ["kiosk", "--hall", str(DEMO_HALL), "--broker", broker_url, "--id", "KB", "--windowed",
+            "--size", WINDOW, "--printer", printer_uri, "--snapshot", str(snapshot)]
+
+
+def measure_latency(env: dict[str, str], broker_url: str, tickets: int, warmup: int) -> dict[str, Any]:
+    fake = stamping_printer().start()
+    JANITOR.add(fake.stop)
+    cmd = [sys.executable, __file__, "--_latency", broker_url, fake.tcp_uri, str(tickets), str(warmup)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    JANITOR.add(lambda: stop_process(proc))
+    try:
+        out, err = proc.communicate(timeout=60 + 1.5 * (tickets + warmup))
+    except subprocess.TimeoutExpired:
+        stop_process(proc)
+        raise RuntimeError("the latency child did not finish in time") from None
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"latency child failed ({proc.returncode}): {out[-1500:]}\n{err[-3000:]}")
+    report: dict[str, Any] = json.loads(lines[-1])
+    touches, firsts = report["touch"], list(fake.first_bytes)
+    if len(touches) != len(firsts) or len(fake.cuts) != len(firsts):
+        raise RuntimeError(f"{len(touches)} touches but {len(firsts)} tickets / {len(fake.cuts)} cuts at the printer")
+    pairs = list(zip(touches, firsts, report["print_start"], strict=True))
+    if any(not touch < first for touch, first, _ in pairs):
+        raise RuntimeError("a ticket's first byte arrived before its touch: pairing is off")
+    report["latency_s"] = [first - touch for touch, first, _ in pairs]
+    report["to_print_job_s"] = [start - touch for touch, _, start in pairs]
+    report["print_job_to_byte_s"] = [first - start for _, first, start in pairs]
+    report["bytes"] = len(fake.received())
+    fake.stop()
+    return report
+
+
+def measure_startup(env: dict[str, str], broker_url: str, tmp: Path, runs: int) -> dict[str, list[float]]:
+    """Per run: spawn -> first frame, -> synced start frame, -> PNG (wrapped) and spawn -> PNG (plain CLI)."""
+    from kiosk.fake_printer import FakeEscposPrinter
+
+    fake = FakeEscposPrinter(serial=False, tcp=True).start()  # a silent-free printer, not timed here
+    JANITOR.add(fake.stop)
+    results: dict[str, list[float]] = {"first": [], "synced": [], "png_wrapped": [], "png_plain": [],
+                                       "rss_synced": []}
+    for run in range(runs):
+        for mode in ("wrapped", "plain"):
+            png = tmp / f"start-{mode}-{run}.png"
+            args = kiosk_args(broker_url, fake.tcp_uri, png)
+            cmd = ([sys.executable, __file__, "--_frames", *args] if mode == "wrapped"
+                   else [sys.executable, "-m", "broker.cli", *args])
+            lines: list[str] = []
+            spawned = time.monotonic()
+            proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True)
+            JANITOR.add(lambda proc=proc: stop_process(proc))  # type: ignore[misc]
+            reader = threading.Thread(target=lambda p=proc, out=lines: out.extend(p.stdout or []), daemon=True)
+            reader.start()
+            png_at = math.nan
+            deadline = spawned + 30
+            while time.monotonic() < deadline:
+                if math.isnan(png_at) and png.exists():
+                    png_at = time.monotonic()
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.002)
+            stop_process(proc)
+            reader.join(5)
+            if math.isnan(png_at) and png.exists():
+                png_at = time.monotonic()  # written just before exit, between two polls
+            results[f"png_{mode}"].append(png_at - spawned)
+            for line in lines:
+                word, _, rest = line.partition(" ")
+                if word in ("FIRST_FRAME", "SYNCED_FRAME"):
+                    stamp, rss = (float(x) for x in rest.split())
+                    results["first" if word == "FIRST_FRAME" else "synced"].append(stamp - spawned)
+                    if word == "SYNCED_FRAME":
+                        results["rss_synced"].append(rss)
+    fake.stop()
+    return results
+
+
+def machine_line() -> str:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "?")
+    try:
+        from importlib.metadata import version
+
+        kivy = version("Kivy")
+    except Exception:
+        kivy = "?"
+    return (f"machine: nproc {len(os.sched_getaffinity(0))} ({cpu}), python {platform.python_version()}, "
+            f"kivy {kivy}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
+
+
+def fmt(values: list[float], unit: str = "s") -> str:
+    clean = [v for v in values if not math.isnan(v)]
+    if not clean:
+        return "n/a"
+    if unit == "s":
+        return f"median {statistics.median(clean):.3f} s (min {min(clean):.3f}, max {max(clean):.3f}, n={len(clean)})"
+    return f"median {statistics.median(clean):.1f} {unit} (n={len(clean)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--_latency"]:
+        return child_latency(argv[1], argv[2], int(argv[3]), int(argv[4]))
+    if argv[:1] == ["--_frames"]:
+        return child_frames(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 tickets and 2 start-ups (about 25 s)")
+    parser.add_argument("--tickets", type=int, help="tickets timed after warm-up (default 100, quick 20)")
+    parser.add_argument("--runs", type=int, help="start-up runs (default 5, quick 2)")
+    args = parser.parse_args(argv)
+    tickets = args.tickets or (20 if args.quick else 100)
+    warmup = 3
+    runs = args.runs or (2 if args.quick else 5)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    watchdog = JANITOR.watchdog(120 + 1.5 * (tickets + warmup) + 40 * runs)
+    began = time.perf_counter()
+    passed = False
+    sys.path.insert(0, str(ROOT))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="vuoro-kiosk-bench-"))
+        JANITOR.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+        from tests.support.brokers import MosquittoBroker, ServerProcess
+
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "KIVY_NO_ARGS": "1",
+               "KIVY_NO_CONSOLELOG": "1", "KIVY_HOME": str(tmp / "kivy"), "SDL_VIDEODRIVER": "offscreen",
+               "SDL_AUDIODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp / "cache"), "XDG_RUNTIME_DIR": str(tmp)}
+        env.pop("DISPLAY", None)
+        env.pop("WAYLAND_DISPLAY", None)
+        os.environ["XDG_RUNTIME_DIR"] = str(tmp)
+        print(f"Vuoro kiosk bench ({'quick' if args.quick else 'full'})")
+        print("  " + machine_line())
+        broker = MosquittoBroker()
+        JANITOR.add(broker.close)
+        broker.start()
+        server = ServerProcess(tmp / "hall.db", broker.address)
+        JANITOR.add(server.stop)
+        server.start()
+        print(f"  private mosquitto on {broker.address.url}; vuoro server (demo hall, --always-open); "
+              f"fake ESC/POS printer on tcp://127.0.0.1 (80 mm, CP858); window {WINDOW} offscreen\n", flush=True)
+
+        lat = measure_latency(env, broker.address.url, tickets, warmup)
+        timed = lat["latency_s"][warmup:]
+        med, p99 = median_ms(timed), p99_ms(timed)
+        issue = lat["issue_s"][warmup:]
+        hop = [a - b for a, b in zip(lat["to_print_job_s"][warmup:], issue, strict=True)]
+        escpos_new = [m for m in lat["new_modules"] if m.split(".")[0] == "escpos"]
+        print(f"1. last touch -> first ticket byte at the printer (real window, UnitTestTouch; {tickets} tickets "
+              f"after {warmup} warm-up)")
+        print(f"   median {med:.1f} ms, p99 {p99:.1f} ms, max {max(timed) * 1000:.1f} ms; warm-up tickets "
+              f"{', '.join(f'{x * 1000:.1f}' for x in lat['latency_s'][:warmup])} ms")
+        print(f"   of which: issue request -> reply (server round trip) median {median_ms(issue):.1f} ms; "
+              f"reply -> print job on the worker {median_ms(hop):.1f} ms; print job -> first byte "
+              f"(status query + ESC/POS render) {median_ms(lat['print_job_to_byte_s'][warmup:]):.1f} ms")
+        print(f"   python-escpos imported before the window: {lat['escpos_at_start']}; modules first imported "
+              f"during the tickets: {', '.join(lat['new_modules']) or 'none'} ({len(escpos_new)} of them escpos)")
+        print(f"   {lat['bytes']} bytes, {len(lat['numbers'])} tickets ({lat['numbers'][0]}..{lat['numbers'][-1]}); "
+              f"child synced after {lat['synced_s']:.2f} s\n")
+
+        start = measure_startup(env, broker.address.url, tmp, runs)
+        print(f"2. start-up, spawn -> (wrapped `vuoro kiosk --windowed --snapshot`, Window.flip hooked), {runs} runs")
+        print(f"   first frame        {fmt(start['first'])}")
+        print(f"   synced start frame {fmt(start['synced'])}")
+        print(f"   PNG written        {fmt(start['png_wrapped'])}  (sync poll at 5 Hz + 0.3 s settle)")
+        print(f"   plain `vuoro kiosk --snapshot`, spawn -> PNG: {fmt(start['png_plain'])}  (upper bound)\n")
+
+        print("3. resident memory (VmRSS)")
+        print(f"   window up and synced {lat['rss_up_mib']:.1f} MiB; after {warmup + tickets} tickets "
+              f"{lat['rss_end_mib']:.1f} MiB (peak {lat['rss_hwm_mib']:.1f});\n"
+              f"   `vuoro kiosk` at its synced frame {fmt(start['rss_synced'], 'MiB')}\n")
+
+        first = statistics.median(start["first"]) if start["first"] else math.nan
+        rss = max(lat["rss_up_mib"], lat["rss_end_mib"], *start["rss_synced"])
+        checks = [
+            (med < TARGET_MEDIAN_MS, f"last touch -> ticket bytes median {med:.1f} ms < {TARGET_MEDIAN_MS:.0f} ms"),
+            (lat["escpos_at_start"] and not escpos_new, "python-escpos imported at start-up, not per ticket"),
+            (first < TARGET_STARTUP_S, f"start-up to first frame median {first:.3f} s < {TARGET_STARTUP_S:.0f} s"),
+            (rss < TARGET_RSS_MIB, f"resident memory max {rss:.1f} MiB < {TARGET_RSS_MIB:.0f} MiB"),
+        ]
+        for ok, text in checks:
+            print(f"   {verdict(ok)}  {text}")
+        passed = all(ok for ok, _ in checks)
+    except KeyboardInterrupt:
+        print("\nkiosk_bench: interrupted; cleaning up", flush=True)
+    finally:
+        JANITOR.run()
+        watchdog.cancel()
+    print(f"\nrun time {time.perf_counter() - began:.1f} s")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
