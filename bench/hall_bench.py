@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.support is not installed; the broker package is (editable)
 
 from bench import loadgen  # noqa: E402
+from bench.benchlib import Janitor, median_ms, on_signal, p99_ms  # noqa: E402
 from broker import protocol as p  # noqa: E402
 from broker.client import CommandError, HallClient  # noqa: E402
 from broker.config import load_hall  # noqa: E402
@@ -86,68 +87,10 @@ class Settings:
 # ---------------------------------------------------------------- cleanup and watchdog
 
 
-class Janitor:
-    """Everything started is registered here and torn down once: normally, on a signal, or by the watchdog."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: list[Callable[[], Any]] = []
-
-    def add(self, job: Callable[[], Any]) -> None:
-        with self._lock:
-            self._jobs.append(job)
-
-    def run(self, keep: int = 0) -> None:
-        """Run (newest first) and forget every job but the first `keep`."""
-        with self._lock:
-            jobs, self._jobs = self._jobs[keep:][::-1], self._jobs[:keep]
-        for job in jobs:
-            with contextlib.suppress(Exception):
-                job()
-
-    @contextlib.contextmanager
-    def scope(self) -> Iterator[None]:
-        """Whatever is registered inside is torn down on leaving."""
-        with self._lock:
-            keep = len(self._jobs)
-        try:
-            yield
-        finally:
-            self.run(keep)
-
-    def watchdog(self, seconds: float) -> threading.Timer:
-        def expire() -> None:
-            print(f"\nhall_bench: watchdog: still running after {seconds:.0f}s; stopping everything",
-                  file=sys.stderr, flush=True)
-            self.run()
-            os._exit(3)
-
-        timer = threading.Timer(seconds, expire)
-        timer.daemon = True
-        timer.start()
-        return timer
-
-
-JANITOR = Janitor()
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+JANITOR = Janitor("hall_bench")
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000 if samples else math.nan
-
-
-def p99_ms(samples: list[float]) -> float:
-    """Nearest-rank 99th percentile, in milliseconds."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] * 1000
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.001) -> bool:
@@ -752,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.issues:
         settings = dataclasses.replace(settings, load_total=args.issues)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+        signal.signal(sig, on_signal)
     watchdog = JANITOR.watchdog(settings.watchdog_s)
     began = time.perf_counter()
     try:

@@ -40,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.benchlib import Janitor, median_ms, on_signal, p99_ms, rss_mib, rss_mib_field, verdict  # noqa: E402
+
 WINDOW = "540x960"
 TARGET_MEDIAN_MS = 50.0
 TARGET_STARTUP_S = 2.0
@@ -49,74 +52,7 @@ TARGET_RSS_MIB = 150.0
 # ---------------------------------------------------------------- helpers
 
 
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000 if samples else math.nan
-
-
-def p99_ms(samples: list[float]) -> float:
-    """Nearest-rank 99th percentile, in milliseconds."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] * 1000
-
-
-def rss_mib(pid: int | str = "self") -> float:
-    return rss_mib_field("VmRSS", pid)
-
-
-def rss_mib_field(field: str, pid: int | str = "self") -> float:
-    """A kB field of /proc/PID/status (VmRSS, VmHWM) in MiB; NaN when the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return math.nan
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-class Janitor:
-    """Everything started is registered here and torn down once (newest first): normally, on a signal, or by
-    the watchdog."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: list[Callable[[], Any]] = []
-
-    def add(self, job: Callable[[], Any]) -> None:
-        with self._lock:
-            self._jobs.append(job)
-
-    def run(self) -> None:
-        with self._lock:
-            jobs, self._jobs = self._jobs[::-1], []
-        for job in jobs:
-            with contextlib.suppress(Exception):
-                job()
-
-    def watchdog(self, seconds: float) -> threading.Timer:
-        def expire() -> None:
-            print(f"\nkiosk_bench: watchdog: still running after {seconds:.0f}s; stopping everything",
-                  file=sys.stderr, flush=True)
-            self.run()
-            os._exit(3)
-
-        timer = threading.Timer(seconds, expire)
-        timer.daemon = True
-        timer.start()
-        return timer
-
-
-JANITOR = Janitor()
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+JANITOR = Janitor("kiosk_bench")
 
 
 def stop_process(proc: subprocess.Popen[Any]) -> None:
@@ -426,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = 3
     runs = args.runs or (2 if args.quick else 5)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+        signal.signal(sig, on_signal)
     watchdog = JANITOR.watchdog(120 + 1.5 * (tickets + warmup) + 40 * runs)
     began = time.perf_counter()
     passed = False
