@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     if args.command == "server":
         return run_server(args)
+    if hasattr(signal, "SIGPIPE"):  # `vuoro status | head` ends quietly, as other terminal tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     from . import cli_actions
 
     hall = _load(args)
