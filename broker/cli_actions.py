@@ -151,25 +151,25 @@ def _status(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) 
         print(f"vuoro: cannot reach the broker at {address.url}", file=sys.stderr)
         return 3
     try:
-        wanted = {"hall", "calls", "server"} | {f"queue/{t}" for t in hall.topics} \
-            | {f"counter/{c}" for c in hall.counters}
+        wanted = {p.HALL_PART, p.CALLS_PART, p.SERVER_PART} | {p.queue_part(t) for t in hall.topics} \
+            | {p.counter_part(c) for c in hall.counters}
         client.wait_for(lambda s: wanted <= set(s), timeout=2.0)
         state = client.snapshot()
     finally:
         client.close()
     if args.json:
         print(json.dumps(state, ensure_ascii=False, indent=2, sort_keys=True))
-        return 0 if "hall" in state else 3
+        return 0 if p.HALL_PART in state else 3
     print(format_status(hall, state))
-    return 0 if "hall" in state else 3
+    return 0 if p.HALL_PART in state else 3
 
 
 def format_status(hall: HallConfig, state: dict[str, dict[str, Any]]) -> str:
     lang = hall.main_language
-    server = state.get("server", {})
+    server = state.get(p.SERVER_PART, {})
     lines = [f"{hall.name[lang]} ({hall.id})   server: {server.get('status', 'unknown')}"
              f" {server.get('version', '')}".rstrip()]
-    hall_state = state.get("hall")
+    hall_state = state.get(p.HALL_PART)
     if hall_state is None:
         lines.append("no state from the hall server yet (is `vuoro server` running for this hall?)")
         return "\n".join(lines)
@@ -180,7 +180,7 @@ def format_status(hall: HallConfig, state: dict[str, dict[str, Any]]) -> str:
     lines.append(f"{'topic':<34}{'waiting':>8}{'longest':>10}{'new ticket waits':>18}")
     now = datetime.now(hall.tz)
     for topic in hall.topics.values():
-        queue = state.get(f"queue/{topic.id}", {})
+        queue = state.get(p.queue_part(topic.id), {})
         oldest = queue.get("oldest_issued_at")
         longest = _minutes((now - datetime.fromisoformat(oldest)).total_seconds()) if oldest else "-"
         lines.append(f"{topic.letter} {topic.name[lang]:<32}{queue.get('waiting', 0):>8}{longest:>10}"
@@ -188,13 +188,13 @@ def format_status(hall: HallConfig, state: dict[str, dict[str, Any]]) -> str:
     lines.append("")
     lines.append(f"{'counter':<12}{'status':<10}serving")
     for counter in hall.counters.values():
-        body = state.get(f"counter/{counter.id}", {})
+        body = state.get(p.counter_part(counter.id), {})
         ticket = body.get("ticket")
         serving = f"{ticket['number']} [{ticket['lang']}] since {_clock(ticket.get('called_at'))}" if ticket else ""
         if body.get("forwarded"):
             serving += f"  ({len(body['forwarded'])} forwarded here)"
         lines.append(f"{counter.name[lang]:<12}{body.get('status', '?'):<10}{serving}")
-    calls = state.get("calls", {}).get("calls", [])
+    calls = state.get(p.CALLS_PART, {}).get("calls", [])
     if calls:
         lines.append("")
         lines.append("last calls: " + ", ".join(f"{c['number']} -> {c['counter']}" for c in calls[:6]))

@@ -156,8 +156,8 @@ class HallClient:
         except p.ProtocolError as exc:
             log.warning("ignored a message on %s: %s", topic, exc.message)
             return
-        key = {"state": f"{parsed.name}", "server": "server",
-               "device": f"device/{parsed.role}/{parsed.device}"}.get(parsed.kind)
+        key = {"state": parsed.name, "server": p.SERVER_PART,
+               "device": p.device_part(str(parsed.role), str(parsed.device))}.get(parsed.kind)
         if key is not None:
             with self._state_lock:
                 if data:

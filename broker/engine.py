@@ -339,17 +339,17 @@ class Engine:
         return {"calls": list(self.state.calls)}
 
     def state_messages(self, parts: set[str], now: datetime) -> dict[str, dict[str, Any]]:
-        """Retained payloads for the named parts ("hall", "calls", "queue/<topic>", "counter/<id>")."""
+        """Retained payloads for the named parts (protocol.HALL_PART, CALLS_PART, queue_part(), counter_part())."""
         messages: dict[str, dict[str, Any]] = {}
         for part in sorted(parts):
-            kind, _, name = part.partition("/")
-            if kind == "hall":
+            name = part.partition("/")[2]
+            if part == p.HALL_PART:
                 body = self.hall_state(now)
-            elif kind == "calls":
+            elif part == p.CALLS_PART:
                 body = self.calls_state()
-            elif kind == "queue" and name in self.hall.topics:
+            elif name in self.hall.topics and part == p.queue_part(name):
                 body = self.queue_state(name)
-            elif kind == "counter" and name in self.hall.counters:
+            elif name in self.hall.counters and part == p.counter_part(name):
                 body = self.counter_state(name)
             else:
                 continue
@@ -357,8 +357,8 @@ class Engine:
         return messages
 
     def all_parts(self) -> set[str]:
-        return ({"hall", "calls"} | {"queue/" + t for t in self.hall.topics}
-                | {"counter/" + c for c in self.hall.counters})
+        return ({p.HALL_PART, p.CALLS_PART} | {p.queue_part(t) for t in self.hall.topics}
+                | {p.counter_part(c) for c in self.hall.counters})
 
     def snapshot(self, now: datetime) -> dict[str, Any]:
         return {"seq": self.state.seq, **{part: body for part, body in self.state_messages(self.all_parts(),

@@ -151,21 +151,21 @@ class HallState:
         ticket.state = p.WAITING
         if ticket.to_counter is not None:
             self.counters[ticket.to_counter].forwarded.append(ticket.number)
-            self.dirty.add("counter/" + ticket.to_counter)
+            self.dirty.add(p.counter_part(ticket.to_counter))
         else:
             bisect.insort(self.waiting[ticket.topic], (*ticket.sort_key, ticket.number))
-            self.dirty.add("queue/" + ticket.topic)
+            self.dirty.add(p.queue_part(ticket.topic))
 
     def _dequeue(self, ticket: Ticket) -> None:
         if ticket.to_counter is not None:
             self.counters[ticket.to_counter].forwarded.remove(ticket.number)
-            self.dirty.add("counter/" + ticket.to_counter)
+            self.dirty.add(p.counter_part(ticket.to_counter))
             ticket.to_counter = None
         else:
             keys = self.waiting[ticket.topic]
             index = bisect.bisect_left(keys, (*ticket.sort_key, ticket.number))
             del keys[index]
-            self.dirty.add("queue/" + ticket.topic)
+            self.dirty.add(p.queue_part(ticket.topic))
 
     def _finish(self, ticket: Ticket, state: str) -> None:
         """A visit ends at its counter (done, no-show) or the ticket is expired."""
@@ -175,17 +175,17 @@ class HallState:
             counter = self.counters[ticket.counter]
             if counter.current == ticket.number:
                 counter.current = None
-                self.dirty.add("counter/" + counter.id)
+                self.dirty.add(p.counter_part(counter.id))
         ticket.state = state
-        self.dirty.add("hall")
+        self.dirty.add(p.HALL_PART)
 
     def _set_counter(self, counter_id: str, status: str, at: str, reason: str | None) -> None:
         counter = self.counters[counter_id]
         counter.status, counter.since, counter.reason = status, at, reason
-        self.dirty.update(("counter/" + counter_id, "hall"))
+        self.dirty.update((p.counter_part(counter_id), p.HALL_PART))
         # capacity changed: every expected wait this counter touches changes too
         for tier in self.hall.counters[counter_id].tiers:
-            self.dirty.update("queue/" + t for t in tier)
+            self.dirty.update(p.queue_part(t) for t in tier)
 
 
 def _on_day_started(state: HallState, event: p.Event) -> None:
@@ -201,8 +201,8 @@ def _on_day_started(state: HallState, event: p.Event) -> None:
     for topic, seconds in event.data.get("service_time_s", {}).items():
         if topic in state.service_time_s:
             state.service_time_s[topic] = float(seconds)
-    state.dirty.update(["hall", "calls"] + ["queue/" + t for t in state.hall.topics]
-                       + ["counter/" + c for c in state.counters])
+    state.dirty.update([p.HALL_PART, p.CALLS_PART] + [p.queue_part(t) for t in state.hall.topics]
+                       + [p.counter_part(c) for c in state.counters])
 
 
 def _on_issued(state: HallState, event: p.Event) -> None:
@@ -216,7 +216,7 @@ def _on_issued(state: HallState, event: p.Event) -> None:
     state.next_number[ticket.topic] = int(ticket.number[1:]) + 1
     state.issued_today += 1
     state._enqueue(ticket)
-    state.dirty.add("hall")
+    state.dirty.add(p.HALL_PART)
 
 
 def _on_called(state: HallState, event: p.Event) -> None:
@@ -233,7 +233,7 @@ def _on_called(state: HallState, event: p.Event) -> None:
             "at": event.at, "recall": ticket.recalls, "seq": event.seq}
     state.calls = [c for c in state.calls if c["number"] != ticket.number][: RECENT_CALLS - 1]
     state.calls.insert(0, call)
-    state.dirty.update(("counter/" + counter.id, "calls", "hall"))
+    state.dirty.update((p.counter_part(counter.id), p.CALLS_PART, p.HALL_PART))
 
 
 def _on_done(state: HallState, event: p.Event) -> None:
@@ -242,7 +242,7 @@ def _on_done(state: HallState, event: p.Event) -> None:
         seconds = min(max(_ts(event.at) - _ts(ticket.called_at), SERVICE_MIN_S), SERVICE_MAX_S)
         old = state.service_time_s[ticket.topic]
         state.service_time_s[ticket.topic] = old + SERVICE_EMA_WEIGHT * (seconds - old)
-        state.dirty.add("queue/" + ticket.topic)
+        state.dirty.add(p.queue_part(ticket.topic))
     state._finish(ticket, p.DONE)
 
 
@@ -260,7 +260,7 @@ def _on_forwarded(state: HallState, event: p.Event) -> None:
         state._dequeue(ticket)  # re-routed while waiting (its counter closed)
     elif ticket.counter is not None and state.counters[ticket.counter].current == ticket.number:
         state.counters[ticket.counter].current = None
-        state.dirty.add("counter/" + ticket.counter)
+        state.dirty.add(p.counter_part(ticket.counter))
     ticket.forwards += 1
     ticket.recalls, ticket.called_at = 0, None
     ticket.note = event.data.get("note") or ticket.note
@@ -269,7 +269,7 @@ def _on_forwarded(state: HallState, event: p.Event) -> None:
     else:
         ticket.to_counter = event.data["to_counter"]
     state._enqueue(ticket)
-    state.dirty.add("hall")
+    state.dirty.add(p.HALL_PART)
 
 
 def _on_counter(status: str) -> Any:

@@ -108,6 +108,30 @@ def spoken_number(number: str) -> str:
     return " ".join(number)
 
 
+# ---------------------------------------------------------------- retained state parts
+# A part names one retained state message: its topic is `state/<part>`. The server tracks what changed
+# by part, and clients cache what they receive by part, so the names live here with the topics.
+
+HALL_PART = "hall"
+CALLS_PART = "calls"
+
+
+def queue_part(topic_id: str) -> str:
+    return "queue/" + topic_id
+
+
+def counter_part(counter_id: str) -> str:
+    return "counter/" + counter_id
+
+
+def device_part(role: str, device: str) -> str:
+    """Where a client caches a device's presence (not a state topic: presence has its own tree)."""
+    return f"device/{role}/{device}"
+
+
+SERVER_PART = "server"
+
+
 # ---------------------------------------------------------------- topics
 
 @dataclass(frozen=True)
@@ -137,17 +161,20 @@ class Topics:
     def event(self, event_type: str) -> str:
         return self.root + "event/" + event_type
 
+    def state(self, part: str) -> str:
+        return self.root + "state/" + part
+
     def state_hall(self) -> str:
-        return self.root + "state/hall"
+        return self.state(HALL_PART)
 
     def state_queue(self, topic_id: str) -> str:
-        return self.root + "state/queue/" + topic_id
+        return self.state(queue_part(topic_id))
 
     def state_counter(self, counter_id: str) -> str:
-        return self.root + "state/counter/" + counter_id
+        return self.state(counter_part(counter_id))
 
     def state_calls(self) -> str:
-        return self.root + "state/calls"
+        return self.state(CALLS_PART)
 
     def device(self, role: str, device: str) -> str:
         if role not in DEVICE_ROLES or not DEVICE_RE.match(device):

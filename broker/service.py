@@ -164,7 +164,7 @@ class HallService:
         replies: list[tuple[str, bytes]] = []
         if tick:
             events += self.engine.tick(now)
-            self.engine.state.dirty.add("hall")  # opening hours move with the clock
+            self.engine.state.dirty.add(p.HALL_PART)  # opening hours move with the clock
         for topic, payload in batch:
             self._handle(topic, payload, now, events, records, replies)
         encoded = [(event, p.encode(event.payload())) for event in events]
@@ -248,7 +248,7 @@ class HallService:
             if not force and self._last_state.get(part) == payload:
                 continue
             self._last_state[part] = payload
-            self.link.publish(self.topics.root + "state/" + part, payload, retain=True, qos=0)
+            self.link.publish(self.topics.state(part), payload, retain=True, qos=0)
 
 def run_until(stop: Callable[[], bool], service: HallService, poll_s: float = 0.2) -> None:
     while not stop() and service.fatal is None:

@@ -181,7 +181,7 @@ class KioskController:
         if topic.kind == "server":
             self._server_word = data.get("status") == p.ONLINE
             self._post(ServerStatus(self._server_word))
-        elif topic.kind == "state" and topic.name == "hall" and data:
+        elif topic.kind == "state" and topic.name == p.HALL_PART and data:
             self._post(HallState.from_payload(data))
 
     def _on_printer_status(self, status: DeviceStatus) -> None:
