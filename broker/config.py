@@ -172,6 +172,10 @@ class HallConfig:
     def counters_serving(self, topic: str) -> list[Counter]:
         return [c for c in self.counters.values() if c.serves(topic)]
 
+    def home_counters(self, topic: str) -> list[Counter]:
+        """The counters that serve a topic first (its visitors wait near them); else all that serve it."""
+        return [c for c in self.counters.values() if c.tier_of(topic) == 0] or self.counters_serving(topic)
+
 
 class _Reader:
     """Walks one TOML table, remembering the key path for error messages."""

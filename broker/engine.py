@@ -45,8 +45,7 @@ class Engine:
         self._servers: dict[str, list[tuple[str, float]]] = {
             t: [(c.id, TIER_WEIGHTS[min(c.tier_of(t) or 0, len(TIER_WEIGHTS) - 1)])
                 for c in hall.counters_serving(t)] for t in hall.topics}
-        self._first_tier: dict[str, float] = {
-            t: float(sum(1 for c in hall.counters_serving(t) if c.tier_of(t) == 0)) or 1.0 for t in hall.topics}
+        self._first_tier: dict[str, float] = {t: float(len(hall.home_counters(t))) for t in hall.topics}
 
     # ------------------------------------------------------------ entry points
 

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -249,7 +248,3 @@ class HallService:
                 continue
             self._last_state[part] = payload
             self.link.publish(self.topics.state(part), payload, retain=True, qos=0)
-
-def run_until(stop: Callable[[], bool], service: HallService, poll_s: float = 0.2) -> None:
-    while not stop() and service.fatal is None:
-        time.sleep(poll_s)

@@ -335,7 +335,7 @@ def menu_from_hall(hall: HallConfig) -> tuple[TopicNode, ...]:
 
 def waiting_place(hall: HallConfig, topic: str, lang: str) -> str:
     """Where to wait: the locations of the counters that serve the topic first (else at all)."""
-    counters = [c for c in hall.counters.values() if c.tiers and topic in c.tiers[0]] or hall.counters_serving(topic)
+    counters = hall.home_counters(topic)
     places = dict.fromkeys(TopicNode.text(c.location, lang) for c in counters)
     return " · ".join(place for place in places if place)
 

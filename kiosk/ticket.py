@@ -213,7 +213,7 @@ def _local(text: Text, lang: str, override: str | None, fallback_lang: str) -> s
 
 def _where_lines(hall: HallConfig, topic_id: str, lang: str, labels: Mapping[str, str]) -> list[tuple[str, str]]:
     """(location, wayfinding) of the counters that serve the topic first; one entry per location."""
-    counters = [c for c in hall.counters.values() if c.tier_of(topic_id) == 0] or hall.counters_serving(topic_id)
+    counters = hall.home_counters(topic_id)
     seen: dict[str, str] = {}
     main = hall.main_language
     for counter in counters:
