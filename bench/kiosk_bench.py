@@ -109,13 +109,13 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
     from kiosk.cli import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
-    from kivy.clock import Clock
     from kivy.tests.common import UnitTestTouch
 
     from broker.config import DEMO_HALL, load_hall
     from broker.mqtt import BrokerAddress
     from kiosk.app import KioskApp
     from kiosk.controller import KioskController
+    from tests.support.kivy_script import drive
 
     hall = load_hall(DEMO_HALL)
     controller = KioskController(hall, BrokerAddress.parse(broker_url), "KB", printer_uri)
@@ -172,34 +172,7 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
         report["rss_hwm_mib"] = rss_mib_field("VmHWM")
         report["new_modules"] = sorted(set(sys.modules) - set(report.pop("modules_up")))
 
-    steps = script()
-    deadline = time.monotonic() + 30.0 + 1.0 * (warmup + tickets)
-    waiting: list[Any] = [None, 0.0]
-
-    def step(dt: float) -> bool:
-        if time.monotonic() > deadline:
-            report["error"] = f"stuck on {app.drawn.name if app.drawn else None}"
-            app.stop()
-            return False
-        condition = waiting[0]
-        if callable(condition) and not condition():
-            return True
-        if isinstance(condition, float) and time.monotonic() < waiting[1]:
-            return True
-        try:
-            waiting[0] = next(steps)
-        except StopIteration:
-            app.stop()
-            return False
-        except Exception as exc:
-            report["error"] = repr(exc)
-            app.stop()
-            return False
-        if isinstance(waiting[0], float):
-            waiting[1] = time.monotonic() + waiting[0]
-        return True
-
-    Clock.schedule_interval(step, 0)  # every frame
+    drive(app, script(), 30.0 + 1.0 * (warmup + tickets), report, every_s=0)  # every frame
     app.run()
     report["escpos_at_start"] = escpos_at_start
     print(json.dumps(report), flush=True)

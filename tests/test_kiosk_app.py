@@ -55,7 +55,6 @@ def _drive(broker_url: str, out: Path) -> int:  # pragma: no cover - runs in the
     from kiosk.cli import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
-    from kivy.clock import Clock
     from kivy.tests.common import UnitTestTouch
 
     from broker.config import DEMO_HALL, load_hall
@@ -64,6 +63,7 @@ def _drive(broker_url: str, out: Path) -> int:  # pragma: no cover - runs in the
     from kiosk.controller import KioskController
     from kiosk.fake_printer import FakeEscposPrinter
     from kiosk.model_types import HallState, ServerStatus
+    from tests.support.kivy_script import drive
 
     hall = load_hall(DEMO_HALL)
     fake = FakeEscposPrinter(serial=False, tcp=True).start()
@@ -139,30 +139,7 @@ def _drive(broker_url: str, out: Path) -> int:  # pragma: no cover - runs in the
         yield 0.1
         shot("out_of_service")
 
-    steps = script()
-    deadline = [time.monotonic() + 45.0]
-    waiting: list[Any] = [None]
-
-    def step(dt: float) -> bool:
-        if time.monotonic() > deadline[0]:
-            report["error"] = f"stuck on {app.drawn}"
-            app.stop()
-            return False
-        condition = waiting[0]
-        if callable(condition) and not condition():
-            return True
-        if isinstance(condition, float) and time.monotonic() < waiting[1]:
-            return True
-        try:
-            waiting[0] = next(steps)
-        except StopIteration:
-            app.stop()
-            return False
-        if isinstance(waiting[0], float):
-            waiting[1:] = [time.monotonic() + waiting[0]]
-        return True
-
-    Clock.schedule_interval(step, 0.05)
+    drive(app, script(), 45.0, report)
     try:
         app.run()
     finally:
