@@ -1,9 +1,11 @@
 """Translations for the kiosk and the printed ticket: gettext catalogues read at run time.
 
-Translators edit plain `.po` files under `assets/locale/<lang>/LC_MESSAGES/vuoro.po`; there is no
-compile step to forget, because each catalogue is parsed with Babel and turned into an in-memory
-`gettext.GNUTranslations` the first time a language is used (then cached). Adding a language is
-adding a catalogue (and a line in the hall config).
+Translators edit plain `.po` files under `assets/locale/<lang>/LC_MESSAGES/`: `vuoro.po` (the kiosk
+and the ticket) and one more file per app (`counter.po`, `display.po`), so that each app's texts can be
+translated on their own. A language's files are merged into one catalogue (a message id given in two
+of them is refused). There is no compile step to forget, because each catalogue is parsed with Babel
+and turned into an in-memory `gettext.GNUTranslations` the first time a language is used (then cached).
+Adding a language is adding a catalogue (and a line in the hall config).
 
 Message ids are stable keys ("ticket.ahead"), not English sentences, so that rewording English
 never orphans the other languages. English is the reference: a message missing from another
@@ -95,7 +97,14 @@ class LoadedCatalogue:
 
 
 def catalogue_path(lang: str, base: Path = LOCALE_DIR) -> Path:
+    """The language's main file: its presence is what makes a language available."""
     return base / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def catalogue_files(lang: str, base: Path = LOCALE_DIR) -> list[Path]:
+    """The main file first, then every other app's file of the language, in name order."""
+    main = catalogue_path(lang, base)
+    return [main, *sorted(p for p in main.parent.glob("*.po") if p != main)]
 
 
 def available_languages(base: Path = LOCALE_DIR) -> tuple[str, ...]:
@@ -139,10 +148,22 @@ def parse_catalogue(lang: str, base: Path = LOCALE_DIR) -> LoadedCatalogue:
     translated is a setup error to see at start, not a kiosk quietly speaking English), and
     CatalogueError for a file a translator broke.
     """
-    path = catalogue_path(lang, base)
-    check_po(path)
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=lang, domain=DOMAIN, abort_invalid=True)
+    files = catalogue_files(lang, base)
+    catalog: Catalog | None = None
+    for path in files:
+        check_po(path)
+        with path.open("rb") as handle:
+            part = read_po(handle, locale=lang, domain=DOMAIN, abort_invalid=True)
+        if catalog is None:
+            catalog = part
+            continue
+        for message in part:
+            if not message.id:
+                continue
+            if message.id in catalog:
+                raise CatalogueError(f"{path}: message {message.id!r} is also given in another file of {lang!r}")
+            catalog[message.id] = message
+    assert catalog is not None
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)

@@ -187,3 +187,15 @@ def test_a_broken_catalogue_is_refused_not_half_read(tmp_path: Path, body: str, 
     write_po(tmp_path, "yy", body)
     with pytest.raises(i18n.CatalogueError, match=problem):
         i18n.parse_catalogue("yy", tmp_path)
+
+
+def test_an_apps_own_file_joins_the_language_and_may_not_repeat_a_message(tmp_path: Path) -> None:
+    write_po(tmp_path, "xx", 'msgid "nav.back"\nmsgstr "Zurück"\n')
+    other = i18n.catalogue_path("xx", tmp_path).with_name("counter.po")
+    other.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+                     'msgid "counter.next"\nmsgstr "Nächste"\n', "utf-8")
+    translate = i18n.Translator("xx", i18n.parse_catalogue("xx", tmp_path))
+    assert translate("counter.next") == "Nächste" and translate("nav.back") == "Zurück"
+    other.write_text(other.read_text("utf-8") + '\nmsgid "nav.back"\nmsgstr "Zurück!"\n', "utf-8")
+    with pytest.raises(i18n.CatalogueError, match="also given in another file"):
+        i18n.parse_catalogue("xx", tmp_path)
