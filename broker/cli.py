@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -15,6 +17,17 @@ from .config import DEMO_HALL, ConfigError, HallConfig, load_hall
 from .mqtt import VERSIONS, BrokerAddress
 
 log = logging.getLogger("vuoro")
+
+
+# Commands that live beside their own code: each module has add_arguments(parser) and
+# run(args, hall, address) -> exit code, and is imported only when its command is used or listed.
+APP_COMMANDS: dict[str, tuple[str, str]] = {
+    "kiosk": ("kiosk.cli", "run the ticket kiosk (or --snapshot, --test-print)"),
+    "counter": ("counter.cli", "run a counter panel (or --snapshot)"),
+    "display": ("display.cli", "run a hall display (or --snapshot)"),
+    "report": ("broker.report_cli", "statistics of a hall's event log: CSV, charts and an HTML page"),
+    "simulate": ("broker.simulate_cli", "run the engine over a simulated day; find the staffing for a target wait"),
+}
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -60,11 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--reason", help="pause: why")
     call.add_argument("--json", action="store_true")
 
-    kiosk = commands.add_parser("kiosk", help="run the ticket kiosk (or --snapshot, --test-print)")
-    _add_common(kiosk)
-    from kiosk.cli import add_arguments as add_kiosk_arguments
-
-    add_kiosk_arguments(kiosk)
+    for name, (module, help_text) in APP_COMMANDS.items():
+        if importlib.util.find_spec(module) is None:
+            continue
+        app = commands.add_parser(name, help=help_text)
+        _add_common(app)
+        importlib.import_module(module).add_arguments(app)
 
     status = commands.add_parser("status", help="show the hall: queues, counters, last calls")
     _add_common(status)
@@ -100,10 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     from . import cli_actions
 
     hall = _load(args)
-    if args.command == "kiosk":
-        from kiosk import cli as kiosk_cli
-
-        return kiosk_cli.run(args, hall, broker_address(args, hall))
+    if args.command in APP_COMMANDS:
+        module = importlib.import_module(APP_COMMANDS[args.command][0])
+        return int(module.run(args, hall, broker_address(args, hall)))
     return cli_actions.run(args, hall, broker_address(args, hall))
 
 
