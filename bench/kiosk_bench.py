@@ -106,7 +106,7 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
     """The real KioskApp under the offscreen driver; prints one JSON line with stamps, RSS and module checks."""
     started = time.monotonic()
     sys.path.insert(0, str(ROOT))
-    from kiosk.cli import configure_kivy
+    from kiosk.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
     from kivy.tests.common import UnitTestTouch
@@ -185,7 +185,7 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
 def child_frames(argv: list[str]) -> int:  # pragma: no cover
     """`vuoro kiosk ARGV` with Window.flip wrapped: prints FIRST_FRAME / SYNCED_FRAME <monotonic> <rss MiB>."""
     sys.path.insert(0, str(ROOT))
-    from kiosk.cli import configure_kivy
+    from kiosk.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)  # what `vuoro kiosk --windowed --snapshot` sets
     from kivy.app import App

@@ -5,7 +5,7 @@ window; this module only turns a frozen Screen into widgets. It redraws only whe
 from the one on display, and its clock runs at 1 Hz (plus a wake-up when a reply or a status arrives
 from another thread), so an idle kiosk costs next to no CPU.
 
-Kivy must be configured (kiosk.cli.configure_kivy) before this module is imported.
+Kivy must be configured (kiosk.kivy_env.configure_kivy) before this module is imported.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from kivy.app import App
 from kivy.clock import Clock, mainthread
 from kivy.core.window import Window
 from kivy.graphics import Color, Line, Rectangle, RoundedRectangle
-from kivy.graphics.opengl import glFlush
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
@@ -28,25 +27,11 @@ from kivy.utils import get_color_from_hex
 
 from . import i18n
 from .controller import KioskController
+from .kivy_env import FONT, FONT_BOLD, flush_each_frame
 from .model_types import Button, Screen, Text, Touch
-
-FONTS = Path(__file__).resolve().parents[1] / "assets" / "fonts"
-FONT = str(FONTS / "DejaVuSans.ttf")  # carries Sámi á č đ ŋ š ŧ ž, which Kivy's default Roboto lacks
-FONT_BOLD = str(FONTS / "DejaVuSans-Bold.ttf")
 
 DIGIT_EM = 0.72  # the advance of a DejaVu Sans Bold digit or capital, in font sizes (a little generous)
 RGBA = tuple[float, float, float, float]
-
-
-def _flush_gl(*_: Any) -> None:
-    """Hand each frame to the GL driver before the buffer swap.
-
-    A window swap implies a flush, but an offscreen or pbuffer surface (SDL's offscreen driver, snapshots, the
-    tests and the bench) has nothing to swap: Mesa's llvmpipe then keeps queueing frames, and with them every
-    texture and vertex buffer Kivy already deleted (each screen change replaces the label textures) until its own
-    limit forces a flush: measured +150 MiB resident in the first ~20 tickets. Costs nothing where the swap flushes.
-    """
-    glFlush()
 
 
 class Theme:
@@ -288,8 +273,7 @@ class KioskApp(App):
         controller.wake = self._wake
 
     def build(self) -> KioskRoot:
-        Window.unbind(on_flip=_flush_gl)  # once per window, however many apps a process runs (tests)
-        Window.bind(on_flip=_flush_gl)
+        flush_each_frame()
         self.root_widget = KioskRoot(self.press)
         self.root_widget.bind(size=lambda *_: self.redraw(force=True))
         Clock.schedule_interval(lambda dt: self.refresh(self.controller.tick()), 1.0)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
+
+from .kivy_env import configure_kivy, headless
 
 DEFAULT_PRINTER = "preview://var/tickets"
 SNAPSHOT_SYNC_S = 10.0
@@ -35,30 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-print", action="store_true", help="print a test ticket and report the printer status")
 
 
-def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
-    """Set Kivy up before it is imported: our window, not Kivy's argument parser or a home in ~/.kivy."""
-    os.environ.setdefault("KIVY_NO_ARGS", "1")
-    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
-    os.environ.setdefault("KIVY_HOME", str(Path(tempfile.gettempdir()) / f"vuoro-kivy-{os.getuid()}"))
-    if headless:
-        os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
-        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    from kivy.config import Config
-
-    width, _, height = size.partition("x")
-    Config.set("graphics", "fullscreen", "0" if windowed else "auto")
-    Config.set("graphics", "width", str(int(width)))
-    Config.set("graphics", "height", str(int(height)))
-    Config.set("graphics", "resizable", "1" if windowed else "0")
-    Config.set("input", "mouse", "mouse,disable_multitouch")
-    if "KCFG_GRAPHICS_MULTISAMPLES" not in os.environ:  # Kivy's own override wins over ours
-        # No MSAA (Kivy asks for 2x): flat fills and texture-drawn text gain nothing from it, and under Mesa's
-        # software GL (llvmpipe) its colour and depth buffers cost ~17 MiB, ~31 MiB with the start-up they cause.
-        # Screenshots (export_to_png draws into an Fbo) never had it.
-        Config.set("graphics", "multisamples", "0")
-    Config.set("kivy", "exit_on_escape", "1" if windowed else "0")
-
-
 def printer_uri(args: argparse.Namespace, hall: HallConfig) -> str:
     """--printer, else the kiosk's printer in the hall config, else PNG previews."""
     if args.printer:
@@ -73,7 +50,7 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
         return test_print(hall, args.printer, args.lang)
     snapshot = args.snapshot is not None
     configure_kivy(windowed=args.windowed or snapshot, size=args.size,
-                   headless=snapshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"))
+                   headless=snapshot and headless())
     from .controller import KioskController
 
     try:

@@ -1,0 +1,69 @@
+"""What every Vuoro window (kiosk, counter panel, hall display) sets up the same way around Kivy.
+
+Kivy reads its configuration when it is first imported, so `configure_kivy` must run before any
+`import kivy...`; the app modules therefore import Kivy only inside functions called after it. Kept
+apart from each app's own code so that the three apps cannot drift in how they start, where Kivy keeps
+its files, or how a frame reaches a software GL driver.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FONTS = Path(__file__).resolve().parents[1] / "assets" / "fonts"
+FONT = str(FONTS / "DejaVuSans.ttf")  # carries Sámi á č đ ŋ š ŧ ž, which Kivy's default Roboto lacks
+FONT_BOLD = str(FONTS / "DejaVuSans-Bold.ttf")
+
+
+def headless() -> bool:
+    """No X or Wayland display to open: render offscreen (snapshots, tests, benches, CI)."""
+    return not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
+
+
+def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
+    """Set Kivy up before it is imported: our window, not Kivy's argument parser or a home in ~/.kivy."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ.setdefault("KIVY_HOME", str(Path(tempfile.gettempdir()) / f"vuoro-kivy-{os.getuid()}"))
+    if headless:
+        os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    from kivy.config import Config
+
+    width, _, height = size.partition("x")
+    Config.set("graphics", "fullscreen", "0" if windowed else "auto")
+    Config.set("graphics", "width", str(int(width)))
+    Config.set("graphics", "height", str(int(height)))
+    Config.set("graphics", "resizable", "1" if windowed else "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    if "KCFG_GRAPHICS_MULTISAMPLES" not in os.environ:  # Kivy's own override wins over ours
+        # No MSAA (Kivy asks for 2x): flat fills and texture-drawn text gain nothing from it, and under Mesa's
+        # software GL (llvmpipe) its colour and depth buffers cost ~17 MiB, ~31 MiB with the start-up they cause.
+        # Screenshots (export_to_png draws into an Fbo) never had it.
+        Config.set("graphics", "multisamples", "0")
+    Config.set("kivy", "exit_on_escape", "1" if windowed else "0")
+
+
+def _flush_gl(*_: Any) -> None:
+    """Hand each frame to the GL driver before the buffer swap.
+
+    A window swap implies a flush, but an offscreen or pbuffer surface (SDL's offscreen driver, snapshots, the
+    tests and the benches) has nothing to swap: Mesa's llvmpipe then keeps queueing frames, and with them every
+    texture and vertex buffer Kivy already deleted (each screen change replaces the label textures) until its own
+    limit forces a flush: measured +150 MiB resident in the first ~20 kiosk tickets. Costs nothing where the swap
+    flushes.
+    """
+    from kivy.graphics.opengl import glFlush
+
+    glFlush()
+
+
+def flush_each_frame() -> None:
+    """Call from App.build: once per window, however many apps a process runs (tests)."""
+    from kivy.core.window import Window
+
+    Window.unbind(on_flip=_flush_gl)
+    Window.bind(on_flip=_flush_gl)
