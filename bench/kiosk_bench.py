@@ -6,7 +6,7 @@ printer (kiosk/fake_printer.py) on a free TCP port in this process, and the kios
 under SDL's offscreen driver (Mesa), with a temporary KIVY_HOME and XDG_CACHE_HOME.
 
 1. Latency: a child runs the real KioskApp + KioskController window and touches its buttons through
-   Kivy's input path (UnitTestTouch, as tests/test_kiosk_app.py does): language, topic, (ticket), done.
+   Kivy's input path (tests/support/kivy_script.tap: UnitTestTouch without importing pytest): language, topic, (ticket), done.
    The child stamps time.monotonic() just before the topic touch (the last touch before the ticket);
    the fake printer stamps the arrival of the first byte of each ticket that is not a status query
    (DLE EOT). CLOCK_MONOTONIC is one clock for all processes of the machine, so the two pair up.
@@ -109,13 +109,11 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
     from kiosk.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
-    from kivy.tests.common import UnitTestTouch
-
     from broker.config import DEMO_HALL, load_hall
     from broker.mqtt import BrokerAddress
     from kiosk.app import KioskApp
     from kiosk.controller import KioskController
-    from tests.support.kivy_script import drive
+    from tests.support.kivy_script import drive, tap
 
     hall = load_hall(DEMO_HALL)
     controller = KioskController(hall, BrokerAddress.parse(broker_url), "KB", printer_uri)
@@ -147,11 +145,10 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
         widget = app.find_button(button_id)
         if widget is None:
             raise RuntimeError(f"no {button_id} button on {app.drawn}")
-        pointer = UnitTestTouch(*widget.to_window(*widget.center))
+        x, y = widget.to_window(*widget.center)
         if button_id.startswith("topic:"):
             report["touch"].append(time.monotonic())
-        pointer.touch_down()
-        pointer.touch_up()
+        tap(x, y)
 
     def script() -> Iterator[Callable[[], bool] | float]:
         yield drawn("start", lambda: controller.synced)
@@ -368,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         issue = lat["issue_s"][warmup:]
         hop = [a - b for a, b in zip(lat["to_print_job_s"][warmup:], issue, strict=True)]
         escpos_new = [m for m in lat["new_modules"] if m.split(".")[0] == "escpos"]
-        print(f"1. last touch -> first ticket byte at the printer (real window, UnitTestTouch; {tickets} tickets "
+        print(f"1. last touch -> first ticket byte at the printer (real window, touches through Kivy input; {tickets} tickets "
               f"after {warmup} warm-up)")
         print(f"   median {med:.1f} ms, p99 {p99:.1f} ms, max {max(timed) * 1000:.1f} ms; warm-up tickets "
               f"{', '.join(f'{x * 1000:.1f}' for x in lat['latency_s'][:warmup])} ms")

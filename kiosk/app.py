@@ -27,7 +27,7 @@ from kivy.utils import get_color_from_hex
 
 from . import i18n
 from .controller import KioskController
-from .kivy_env import FONT, FONT_BOLD, flush_each_frame
+from .kivy_env import FONT, FONT_BOLD, flush_each_frame, freeze_start_up, release_memory
 from .model_types import Button, Screen, Text, Touch
 
 DIGIT_EM = 0.72  # the advance of a DejaVu Sans Bold digit or capital, in font sizes (a little generous)
@@ -274,6 +274,7 @@ class KioskApp(App):
 
     def build(self) -> KioskRoot:
         flush_each_frame()
+        freeze_start_up()
         self.root_widget = KioskRoot(self.press)
         self.root_widget.bind(size=lambda *_: self.redraw(force=True))
         Clock.schedule_interval(lambda dt: self.refresh(self.controller.tick()), 1.0)
@@ -295,8 +296,11 @@ class KioskApp(App):
 
     def refresh(self, screen: Screen) -> None:
         if screen != self.drawn:
+            visit_over = screen.name == "start" and self.drawn is not None and self.drawn.name != "start"
             self.drawn = screen
             self.redraw()
+            if visit_over:  # after the start screen's frame, while nobody is at the kiosk
+                Clock.schedule_once(lambda dt: release_memory(), 0.5)
 
     def redraw(self, force: bool = False) -> None:
         if self.root_widget is None or self.drawn is None:

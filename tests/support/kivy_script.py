@@ -44,3 +44,25 @@ def drive(app: Any, steps: Iterator[Any], timeout_s: float, report: dict[str, An
         return True
 
     Clock.schedule_interval(step, every_s)
+
+
+def tap(x: float, y: float) -> None:
+    """A finger down and up at window point (x, y), through Kivy's own input dispatch.
+
+    Does what kivy.tests.common.UnitTestTouch does without importing that module, which imports pytest:
+    ~10 MiB that a bench measuring an app's resident memory must not count.
+    """
+    from kivy.base import EventLoop
+    from kivy.input.motionevent import MotionEvent
+
+    class Finger(MotionEvent):
+        def depack(self, args: dict[str, float]) -> None:
+            self.sx, self.sy = args["x"], args["y"]
+            super().depack(args)
+
+    window = EventLoop.window
+    finger = Finger("vuoro-tap", 99, {"x": x / (window.width - 1.0), "y": y / (window.height - 1.0)},
+                    is_touch=True, type_id="touch")
+    finger.profile = ["pos"]
+    EventLoop.post_dispatch_input("begin", finger)
+    EventLoop.post_dispatch_input("end", finger)
