@@ -6,7 +6,8 @@ printer (kiosk/fake_printer.py) on a free TCP port in this process, and the kios
 under SDL's offscreen driver (Mesa), with a temporary KIVY_HOME and XDG_CACHE_HOME.
 
 1. Latency: a child runs the real KioskApp + KioskController window and touches its buttons through
-   Kivy's input path (tests/support/kivy_script.tap: UnitTestTouch without importing pytest): language, topic, (ticket), done.
+   Kivy's input path (tests/support/kivy_script.tap: UnitTestTouch without importing pytest): language,
+   topic, (ticket), done.
    The child stamps time.monotonic() just before the topic touch (the last touch before the ticket);
    the fake printer stamps the arrival of the first byte of each ticket that is not a status query
    (DLE EOT). CLOCK_MONOTONIC is one clock for all processes of the machine, so the two pair up.
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         issue = lat["issue_s"][warmup:]
         hop = [a - b for a, b in zip(lat["to_print_job_s"][warmup:], issue, strict=True)]
         escpos_new = [m for m in lat["new_modules"] if m.split(".")[0] == "escpos"]
-        print(f"1. last touch -> first ticket byte at the printer (real window, touches through Kivy input; {tickets} tickets "
+        print(f"1. last touch -> first ticket byte at the printer (real window, Kivy input; {tickets} tickets "
               f"after {warmup} warm-up)")
         print(f"   median {med:.1f} ms, p99 {p99:.1f} ms, max {max(timed) * 1000:.1f} ms; warm-up tickets "
               f"{', '.join(f'{x * 1000:.1f}' for x in lat['latency_s'][:warmup])} ms")
