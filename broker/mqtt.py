@@ -8,13 +8,16 @@ Works with MQTT 3.1.1 (the embedded broker) and 5 (Mosquitto).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +31,7 @@ from . import protocol as p
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
 VERSIONS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 KEEPALIVE_S = 15
 SESSION_EXPIRY_S = 3600
@@ -38,33 +42,72 @@ WRITE_GATHER_MAX = 1 << 18  # bytes gathered before a send even inside a batch
 
 @dataclass(frozen=True)
 class BrokerAddress:
+    """Where the broker is and how to log in: mqtt:// (plain) or mqtts:// (TLS, checked against `ca_file`,
+    or the system's CAs without one). Credentials usually come from a device's credentials file."""
+
     host: str
     port: int = DEFAULT_PORT
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """mqtt://[user[:password]@]host[:port]; raises ValueError with what is wrong."""
+        """mqtt[s]://[user[:password]@]host[:port]; raises ValueError with what is wrong."""
         parts = urlsplit(url if "://" in url else "mqtt://" + url)
-        if parts.scheme != "mqtt":
-            raise ValueError(f"broker URL {url!r}: only mqtt:// is supported")
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"broker URL {url!r}: only mqtt:// and mqtts:// (TLS) are supported")
         if not parts.hostname:
             raise ValueError(f"broker URL {url!r} names no host")
+        tls = parts.scheme == "mqtts"
         try:
-            port = parts.port or DEFAULT_PORT
+            port = parts.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT)
         except ValueError:
             raise ValueError(f"broker URL {url!r} has an invalid port") from None
         return cls(parts.hostname, port, unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password else None)
+                   unquote(parts.password) if parts.password else None, tls=tls)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"mqtt://{host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
+
+    def with_login(self, username: str | None, password: str | None, ca_file: str | None = None) -> BrokerAddress:
+        """The same broker with these credentials, and the CA that an mqtts:// connection must chain to."""
+        return replace(self, username=username, password=password, ca_file=ca_file or self.ca_file)
 
 
 Handler = Callable[[str, bytes, bool], None]
+
+
+def session_client_id(client_id: str, address: BrokerAddress) -> str:
+    """A persistent session's client id, made unguessable when the link logs in with a password.
+
+    Mosquitto lets any logged-in client take over a session by naming its client id, and a kiosk's
+    credentials sit on a machine in a public hall: with the hall server's well-known id they could
+    knock the server off and receive what was queued for it. A suffix derived from the password keeps
+    the id stable across restarts (the session survives) yet known only to whoever holds the password.
+    """
+    if not address.password:
+        return client_id
+    digest = hmac.new(address.password.encode("utf-8"), client_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"{client_id}-{digest[:16]}"
+
+
+def configure_tls(client: mqtt.Client, address: BrokerAddress) -> None:
+    """TLS for an mqtts:// address: the broker's certificate must chain to `ca_file` (or a system CA) and
+    name the host we connect to. Nothing to do for mqtt://."""
+    if not address.tls:
+        return
+    context = ssl.create_default_context(cafile=address.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    client.tls_set_context(context)
+
+
+def _ssl_pending(sock: Any) -> bool:
+    """Bytes TLS has already decrypted: select() on the socket cannot see them."""
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
 
 class _ReadAheadClient(mqtt.Client):
@@ -94,7 +137,7 @@ class _ReadAheadClient(mqtt.Client):
         while pending and sock is not None:
             try:
                 sent = sock.send(pending)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 if not select.select([], [sock], [], KEEPALIVE_S)[1]:
                     log.warning("the broker took nothing for %ss; the keepalive will drop it", KEEPALIVE_S)
                     pending.clear()
@@ -150,7 +193,10 @@ class MqttLink:
         self._retry_s = RECONNECT_MIN_S
         self._subscribe_mid: int | None = None
         self.connects = 0
+        self.refusal: str | None = None  # why the broker last refused us (bad credentials...), until we get in
         protocol = VERSIONS[version]
+        if persistent:
+            client_id = session_client_id(client_id, address)
         self.client = (_ReadAheadClient if driven else mqtt.Client)(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
             clean_session=(not persistent) if protocol == mqtt.MQTTv311 else None)
@@ -159,6 +205,7 @@ class MqttLink:
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         if address.username:
             self.client.username_pw_set(address.username, address.password)
+        configure_tls(self.client, address)
         if will is not None:
             self.client.will_set(will[0], p.encode(will[1]), qos=1, retain=True)
         self.client.on_socket_open = _nodelay
@@ -217,7 +264,7 @@ class MqttLink:
             sock = client.socket()
             if sock is None:
                 return
-        ahead = isinstance(client, _ReadAheadClient) and client.read_ahead
+        ahead = (isinstance(client, _ReadAheadClient) and client.read_ahead) or _ssl_pending(sock)
         try:
             readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [],
                                                   0 if ahead else timeout)
@@ -229,7 +276,7 @@ class MqttLink:
             for _ in range(READ_BURST):
                 if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or client.socket() is None:
                     break
-                if not (isinstance(client, _ReadAheadClient) and client.read_ahead) \
+                if not (isinstance(client, _ReadAheadClient) and client.read_ahead) and not _ssl_pending(sock) \
                         and not select.select([sock], [], [], 0)[0]:
                     break
         if client.socket() is not None:
@@ -280,8 +327,11 @@ class MqttLink:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
-            log.warning("broker %s refused the connection: %s", self.address.url, reason)
+            self.refusal = str(reason)
+            log.warning("broker %s refused the connection of %s: %s", self.address.url,
+                        self.address.username or "an anonymous client", reason)
             return
+        self.refusal = None
         self.connects += 1
         log.info("connected to %s (MQTT %s)", self.address.url, self.version)
         if self.subscriptions:

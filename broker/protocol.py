@@ -114,6 +114,7 @@ def spoken_number(number: str) -> str:
 
 HALL_PART = "hall"
 CALLS_PART = "calls"
+STATS_PART = "stats"  # today's figures so far (broker/stats.py): waits, served, first-contact resolution
 
 
 def queue_part(topic_id: str) -> str:
@@ -176,6 +177,9 @@ class Topics:
     def state_calls(self) -> str:
         return self.state(CALLS_PART)
 
+    def state_stats(self) -> str:
+        return self.state(STATS_PART)
+
     def device(self, role: str, device: str) -> str:
         if role not in DEVICE_ROLES or not DEVICE_RE.match(device):
             raise ValueError(f"invalid device {role}/{device}")
@@ -196,6 +200,13 @@ class Topics:
 
     def all_devices(self) -> str:
         return self.root + "device/#"
+
+    def all_replies(self) -> str:
+        return self.root + "reply/#"
+
+    def everything(self) -> str:
+        """The hall's whole tree: what its server (and only its server) may read and write."""
+        return self.root + "#"
 
     # parsing
     def parse(self, topic: str) -> ParsedTopic:

@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-print", action="store_true", help="print a test ticket and report the printer status")
 
 
+def offline(args: argparse.Namespace) -> bool:
+    """A test print needs the printer, not the hall server: no looking for it on the network."""
+    return bool(args.test_print)
+
+
 def printer_uri(args: argparse.Namespace, hall: HallConfig) -> str:
     """--printer, else the kiosk's printer in the hall config, else PNG previews."""
     if args.printer:

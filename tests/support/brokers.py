@@ -19,6 +19,10 @@ from broker.mqtt import BrokerAddress
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_HALL = ROOT / "assets" / "halls" / "demo.toml"
 
+# Zeroconf (broker/discovery.py) on loopback only, here and in every process a test starts: a server
+# that advertises its hall, or a device that looks for one, never multicasts beyond this machine.
+os.environ.setdefault("VUORO_MDNS_INTERFACES", "127.0.0.1")
+
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
 allow_anonymous true
@@ -88,25 +92,44 @@ class _TestBroker:
 
 
 class MosquittoBroker(_TestBroker):
-    """A private Mosquitto on a free port; restartable on the same port."""
+    """A private Mosquitto on a free port; restartable on the same port.
+
+    `config` runs it with a config of the caller's (the production one from assets/mosquitto, rendered
+    for this port) instead of the open test config; `extra_ports` are its other listeners (TLS) to wait for.
+    It runs in its own folder, so a config with persistence writes its database there.
+    """
 
     kind = "mosquitto"
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, config: str | None = None,
+                 extra_ports: tuple[int, ...] = ()) -> None:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError("mosquitto is not installed (apt-get install -y mosquitto)")
         self.binary = binary
         self.port = port or free_port()
+        self.extra_ports = extra_ports
         self.dir = Path(tempfile.mkdtemp(prefix="vuoro-mosquitto-"))
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port), encoding="utf-8")
+        self.conf.write_text(config if config is not None else MOSQUITTO_CONF.format(port=self.port),
+                             encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def log(self) -> str:
+        try:
+            return (self.dir / "mosquitto.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
     def start(self) -> MosquittoBroker:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, cwd=self.dir,
                                      stderr=open(self.dir / "mosquitto.log", "ab"))  # noqa: SIM115
-        wait_port("127.0.0.1", self.port)
+        try:
+            for port in (self.port, *self.extra_ports):
+                wait_port("127.0.0.1", port)
+        except TimeoutError:
+            raise RuntimeError(f"mosquitto did not start: {self.log[-2000:]}") from None
         return self
 
     def stop(self) -> None:
