@@ -33,6 +33,7 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 LANG_RE = re.compile(r"^[a-z]{2,3}$")
 COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+DEFAULT_HALL_COLOUR = "#14365d"
 
 
 class ConfigError(ValueError):
@@ -78,9 +79,20 @@ class Counter:
 
 @dataclass(frozen=True)
 class Display:
+    """A hall display and its own settings (display/ reads them; the server ignores them)."""
+
     id: str
     name: Text
     directions: Mapping[str, str]
+    announce: bool = True  # chime and spoken calls from this display's speakers
+    counters: tuple[str, ...] = ()  # the counters whose calls it shows; empty: every counter
+    rotate_languages_s: int = 10  # static texts change language this often; 0: the main language only
+    history: int = 6  # earlier calls listed under the current ones
+    highlight_s: int = 10  # a new call or a recall stands out this long
+    wayfinding: Mapping[str, Text] = field(default_factory=dict)  # the way to a counter from here, by counter
+
+    def shows(self, counter_id: str) -> bool:
+        return not self.counters or counter_id in self.counters
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,13 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """How long the event log keeps each visit: older ticket rows are purged, the daily figures stay."""
+
+    keep_ticket_days: int = 90  # 0: keep them for ever
+
+
+@dataclass(frozen=True)
 class HallConfig:
     path: str
     id: str
@@ -157,6 +176,8 @@ class HallConfig:
     displays: Mapping[str, Display]
     public_url: str | None = None
     kiosks: Mapping[str, Kiosk] = field(default_factory=dict)
+    colour: str = DEFAULT_HALL_COLOUR  # the hall's own colour: the displays' header
+    statistics: Statistics = field(default_factory=Statistics)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -323,6 +344,8 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
     except (ZoneInfoNotFoundError, ValueError):
         raise hall.error("timezone", f"{timezone!r} is not a known time zone") from None
     public_url = hall.get("public_url", str, None)
+    hall_colour = hall.get("colour", str, DEFAULT_HALL_COLOUR,
+                           check=lambda v: None if COLOUR_RE.match(v) else f'must be a colour like "#14365d", got {v!r}')
     hall.done()
 
     hours_reader = root.table_at("hours")
@@ -342,6 +365,14 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
                                                "must be between 1024 and 16777216"),
         )
         rules_reader.done()
+
+    statistics_reader = root.table_at("statistics", optional=True)
+    statistics = Statistics()
+    if statistics_reader is not None:
+        statistics = Statistics(keep_ticket_days=statistics_reader.get(
+            "keep_ticket_days", int, 90,
+            check=lambda v: None if 0 <= v <= 36500 else "must be 0 (keep for ever) to 36500 days"))
+        statistics_reader.done()
 
     topics: dict[str, Topic] = {}
     letters: dict[str, str] = {}
@@ -415,7 +446,7 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
                 counter_id, str,
                 check=lambda v: None if v in DIRECTIONS else f"must be one of {', '.join(DIRECTIONS)}; got {v!r}")
         directions_reader.done()
-        displays[display_id] = Display(id=display_id, name=display_name, directions=directions)
+        displays[display_id] = _display_settings(reader, display_id, display_name, directions, counters, languages)
         reader.done()
 
     kiosks: dict[str, Kiosk] = {}
@@ -432,7 +463,39 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
     root.done()
     return HallConfig(path=path, id=hall_id, name=name, languages=languages, timezone=timezone, hours=hours,
                       rules=rules, topics=topics, counters=counters, displays=displays, public_url=public_url,
-                      kiosks=kiosks)
+                      kiosks=kiosks, colour=hall_colour, statistics=statistics)
+
+
+def _display_settings(reader: _Reader, display_id: str, name: Text, directions: dict[str, str],
+                      counters: Mapping[str, Counter], languages: tuple[str, ...]) -> Display:
+    """A display's own settings: all optional, each checked as strictly as the rest of the file."""
+    def between(low: int, high: int, zero_ok: bool = False) -> Any:
+        return lambda v: None if low <= v <= high or (zero_ok and v == 0) else \
+            f"must be between {low} and {high}" + (" (or 0)" if zero_ok else "")
+
+    shown = reader.get("counters", list, [])
+    for counter_id in shown:
+        if not isinstance(counter_id, str):
+            raise reader.error("counters", f"must list counter ids as strings like \"1\", got {_kind(counter_id)}")
+        if counter_id not in counters:
+            raise reader.error("counters", f"{counter_id!r} is not a counter of this hall (known: {', '.join(counters)})")
+    if len(set(shown)) != len(shown):
+        raise reader.error("counters", "names a counter twice")
+    wayfinding: dict[str, Text] = {}
+    way_reader = reader.table_at("wayfinding", optional=True)
+    if way_reader is not None:
+        for counter_id in way_reader.table:
+            if counter_id not in counters:
+                raise way_reader.error(counter_id, f"is not a counter of this hall (known: {', '.join(counters)})")
+            wayfinding[counter_id] = _text(way_reader, counter_id, languages)
+        way_reader.done()
+    return Display(id=display_id, name=name, directions=directions,
+                   announce=reader.get("announce", bool, True),
+                   counters=tuple(shown),
+                   rotate_languages_s=reader.get("rotate_languages_s", int, 10, check=between(3, 3600, zero_ok=True)),
+                   history=reader.get("history", int, 6, check=between(0, 20)),
+                   highlight_s=reader.get("highlight_s", int, 10, check=between(1, 300)),
+                   wayfinding=wayfinding)
 
 
 def load_hall(path: str | Path) -> HallConfig:

@@ -8,7 +8,6 @@ Time is passed in; nothing here reads a clock or does I/O.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,11 +15,11 @@ from typing import Any
 
 from . import protocol as p
 from .config import HallConfig
+from .estimate import Estimate, estimate_wait
 from .hallstate import QUEUE_PREVIEW, HallState, Ticket
 from .protocol import Err, ProtocolError
 
 MAX_NUMBER = 999
-TIER_WEIGHTS = (1.0, 0.5, 0.25)
 
 
 @dataclass
@@ -41,11 +40,6 @@ class Engine:
         self.always_open = always_open
         self.state = state or HallState(hall)
         self._pending: list[p.Event] = []
-        # (counter id, weight) of every counter serving a topic, and the weight assumed before any opens
-        self._servers: dict[str, list[tuple[str, float]]] = {
-            t: [(c.id, TIER_WEIGHTS[min(c.tier_of(t) or 0, len(TIER_WEIGHTS) - 1)])
-                for c in hall.counters_serving(t)] for t in hall.topics}
-        self._first_tier: dict[str, float] = {t: float(len(hall.home_counters(t))) for t in hall.topics}
 
     # ------------------------------------------------------------ entry points
 
@@ -116,7 +110,8 @@ class Engine:
                 if counter.status != p.CLOSED:
                     self._emit(p.COUNTER_CLOSED, now, counter=counter.id, reason="day_end")
         self._emit(p.DAY_STARTED, now, day=today,
-                   service_time_s={t: round(s, 1) for t, s in state.service_time_s.items()})
+                   service_time_s={t: round(s, 1) for t, s in state.service_time_s.items()},
+                   model=state.model.snapshot())
 
     def _expire_after_close(self, now: datetime) -> None:
         closes = self.hall.hours.closing_time(now.date(), now.tzinfo)
@@ -155,22 +150,23 @@ class Engine:
             raise ProtocolError(Err.NUMBERS_EXHAUSTED, f"all {MAX_NUMBER} numbers of topic {topic.id!r} "
                                 "are used today")
         ahead = self.state.priority_waiting(topic.id) if priority else len(self.state.waiting[topic.id])
+        estimate = self.expected_wait(topic.id, priority, now)
         ticket = {"number": p.format_number(topic.letter, n), "topic": topic.id, "lang": lang,
                   "priority": priority, "issued_at": _iso(now), "ahead": ahead,
-                  "expected_wait_s": self.expected_wait_s(topic.id, ahead)}
+                  "expected_wait_s": estimate.wait_s, "expected_wait_range_s": [estimate.low_s, estimate.high_s]}
         event = self._emit(p.TICKET_ISSUED, now, ticket=ticket, device=command.device)
         return {"ticket": event.data["ticket"]}
 
-    def expected_wait_s(self, topic: str, ahead: int) -> int:
-        """People ahead, shared over the counters serving the topic, times the recent service time.
+    def expected_wait(self, topic: str, priority: bool = False, now: datetime | None = None) -> Estimate:
+        """The wait of a ticket drawn now, and its range, from the learned model (broker/estimate.py).
 
-        Counters serve a topic fully in their first tier and partly in later ones. With no
-        counter open yet (early morning) the first-tier counters are assumed to open.
+        Without `now`, the time of the last event: the state as it was then (no clock is read here).
         """
-        counters = self.state.counters
-        capacity = sum(weight for counter_id, weight in self._servers[topic]
-                       if counters[counter_id].status == p.OPEN) or self._first_tier[topic]
-        return math.ceil((ahead + 0.5) * self.state.service_time_s[topic] / capacity)
+        if now is not None:
+            moment = now.timestamp()
+        else:  # before any event nothing is under way, so the moment does not matter
+            moment = datetime.fromisoformat(self.state.last_at).timestamp() if self.state.last_at else 0.0
+        return estimate_wait(self.state, topic, priority, moment)
 
     # ------------------------------------------------------------ counter
 
@@ -315,13 +311,14 @@ class Engine:
                 "forwarded": [self.state.tickets[n].public() for n in counter.forwarded],
                 "served_today": counter.served}
 
-    def queue_state(self, topic: str) -> dict[str, Any]:
+    def queue_state(self, topic: str, now: datetime | None = None) -> dict[str, Any]:
         waiting = self.state.waiting[topic]
         oldest = self.state.oldest(topic)
         preview = [self.state.tickets[key[2]].brief() for key in waiting[:QUEUE_PREVIEW]]
+        estimate = self.expected_wait(topic, False, now)
         return {"topic": topic, "waiting": len(waiting), "priority": self.state.priority_waiting(topic),
                 "oldest_issued_at": None if oldest is None else oldest.issued_at,
-                "expected_wait_s": self.expected_wait_s(topic, len(waiting)),
+                "expected_wait_s": estimate.wait_s, "expected_wait_range_s": [estimate.low_s, estimate.high_s],
                 "service_time_s": round(self.state.service_time_s[topic], 1), "tickets": preview}
 
     def hall_state(self, now: datetime) -> dict[str, Any]:
@@ -347,7 +344,7 @@ class Engine:
             elif part == p.CALLS_PART:
                 body = self.calls_state()
             elif name in self.hall.topics and part == p.queue_part(name):
-                body = self.queue_state(name)
+                body = self.queue_state(name, now)
             elif name in self.hall.counters and part == p.counter_part(name):
                 body = self.counter_state(name)
             else:

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import protocol as p
 from .config import HallConfig
+from .estimate import WaitModel
 
 SERVICE_EMA_WEIGHT = 0.2
 SERVICE_MIN_S, SERVICE_MAX_S = 30.0, 7200.0
@@ -43,6 +44,7 @@ class Ticket:
     called_at: str | None = None
     forwards: int = 0
     note: str | None = None
+    wait_range_s: tuple[int, int] | None = None  # the range printed with expected_wait_s
 
     @property
     def sort_key(self) -> tuple[int, int]:
@@ -63,6 +65,8 @@ class Ticket:
             "issued_at": self.issued_at, "state": self.state, "ahead": self.ahead,
             "expected_wait_s": self.expected_wait_s, "recalls": self.recalls, "forwards": self.forwards,
         }
+        if self.wait_range_s is not None:
+            data["expected_wait_range_s"] = list(self.wait_range_s)
         if self.origin_topic != self.topic:
             data["origin_topic"] = self.origin_topic
         if self.counter is not None:
@@ -102,8 +106,11 @@ class HallState:
     calls: list[dict[str, Any]] = field(default_factory=list)
     issued_today: int = 0
     dirty: set[str] = field(default_factory=set)
+    model: WaitModel = field(init=False)  # what the expected wait has learned (broker/estimate.py)
+    last_at: str | None = None  # time of the last event applied
 
     def __post_init__(self) -> None:
+        self.model = WaitModel.for_hall({t.id: t.service_time_min for t in self.hall.topics.values()})
         for topic in self.hall.topics.values():
             self.waiting.setdefault(topic.id, [])
             self.next_number.setdefault(topic.id, 1)
@@ -146,6 +153,7 @@ class HallState:
             raise ValueError(f"unknown event type {event.type!r} at seq {event.seq}")
         handler(self, event)
         self.seq = event.seq
+        self.last_at = event.at
 
     def _enqueue(self, ticket: Ticket) -> None:
         ticket.state = p.WAITING
@@ -181,6 +189,8 @@ class HallState:
 
     def _set_counter(self, counter_id: str, status: str, at: str, reason: str | None) -> None:
         counter = self.counters[counter_id]
+        if counter.status == p.PAUSED and status != p.PAUSED and counter.since is not None:
+            self.model.saw_pause(_ts(at) - _ts(counter.since))
         counter.status, counter.since, counter.reason = status, at, reason
         self.dirty.update((p.counter_part(counter_id), p.HALL_PART))
         # capacity changed: every expected wait this counter touches changes too
@@ -201,6 +211,8 @@ def _on_day_started(state: HallState, event: p.Event) -> None:
     for topic, seconds in event.data.get("service_time_s", {}).items():
         if topic in state.service_time_s:
             state.service_time_s[topic] = float(seconds)
+    state.model.restore(event.data.get("model", {}))
+    state.model.new_day()
     state.dirty.update([p.HALL_PART, p.CALLS_PART] + [p.queue_part(t) for t in state.hall.topics]
                        + [p.counter_part(c) for c in state.counters])
 
@@ -210,11 +222,15 @@ def _on_issued(state: HallState, event: p.Event) -> None:
     ticket = Ticket(number=data["number"], topic=data["topic"], origin_topic=data["topic"], lang=data["lang"],
                     priority=bool(data["priority"]), issued_at=data["issued_at"], order=event.seq,
                     ahead=int(data["ahead"]), expected_wait_s=int(data["expected_wait_s"]))
+    if isinstance(data.get("expected_wait_range_s"), list):
+        low, high = data["expected_wait_range_s"]
+        ticket.wait_range_s = (int(low), int(high))
     if ticket.number in state.tickets:
         raise ValueError(f"ticket {ticket.number} issued twice on {state.day}")
     state.tickets[ticket.number] = ticket
     state.next_number[ticket.topic] = int(ticket.number[1:]) + 1
     state.issued_today += 1
+    state.model.saw_issue(ticket.topic, _ts(event.at))
     state._enqueue(ticket)
     state.dirty.add(p.HALL_PART)
 
@@ -225,6 +241,8 @@ def _on_called(state: HallState, event: p.Event) -> None:
     if ticket.state == p.WAITING:
         state._dequeue(ticket)
         counter.served += 1
+        if ticket.forwards == 0:  # the wait the kiosk promised is over: how good was the promise?
+            state.model.saw_first_call(ticket.topic, ticket.expected_wait_s, _ts(event.at) - _ts(ticket.issued_at))
     ticket.state, ticket.counter = p.CALLED, counter.id
     ticket.recalls = int(event.data.get("recall", 0))
     ticket.called_at = ticket.called_at if ticket.recalls else event.at
@@ -236,8 +254,15 @@ def _on_called(state: HallState, event: p.Event) -> None:
     state.dirty.update((p.counter_part(counter.id), p.CALLS_PART, p.HALL_PART))
 
 
+def _visit_ended(state: HallState, ticket: Ticket, at: str) -> None:
+    """A visit at a counter ended (done, forwarded or no-show): the wait model learns how long it took."""
+    if ticket.state == p.CALLED and ticket.called_at is not None and ticket.counter is not None:
+        state.model.saw_visit(ticket.topic, ticket.counter, _ts(at) - _ts(ticket.called_at))
+
+
 def _on_done(state: HallState, event: p.Event) -> None:
     ticket = state.tickets[event.data["ticket"]["number"]]
+    _visit_ended(state, ticket, event.at)
     if ticket.called_at is not None:
         seconds = min(max(_ts(event.at) - _ts(ticket.called_at), SERVICE_MIN_S), SERVICE_MAX_S)
         old = state.service_time_s[ticket.topic]
@@ -247,7 +272,9 @@ def _on_done(state: HallState, event: p.Event) -> None:
 
 
 def _on_noshow(state: HallState, event: p.Event) -> None:
-    state._finish(state.tickets[event.data["ticket"]["number"]], p.NOSHOW)
+    ticket = state.tickets[event.data["ticket"]["number"]]
+    _visit_ended(state, ticket, event.at)
+    state._finish(ticket, p.NOSHOW)
 
 
 def _on_expired(state: HallState, event: p.Event) -> None:
@@ -256,6 +283,7 @@ def _on_expired(state: HallState, event: p.Event) -> None:
 
 def _on_forwarded(state: HallState, event: p.Event) -> None:
     ticket = state.tickets[event.data["ticket"]["number"]]
+    _visit_ended(state, ticket, event.at)
     if ticket.state == p.WAITING:
         state._dequeue(ticket)  # re-routed while waiting (its counter closed)
     elif ticket.counter is not None and state.counters[ticket.counter].current == ticket.number:

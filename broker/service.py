@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from . import protocol as p
 from .config import HallConfig
 from .engine import Engine
 from .mqtt import BrokerAddress, MqttLink
+from .stats import Collector, day_rows, live_figures
 from .store import CommandRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ BATCH_MAX = 2000
 RECENT_REPLIES = 20000
 POLL_MAX_S = 0.25  # how soon a stop request is noticed
 STATE_MIN_S = 0.1  # retained state at most ten times a second: a display needs no more, a burst saves much
+STATS_MIN_S = 2.0  # today's figures at most every two seconds: a panel needs no more, and they cost a few ms
 
 
 class Clock:
@@ -63,6 +65,9 @@ class HallService:
         self.store = Store(db_path, hall.id)
         self.engine = Engine(hall, always_open=always_open)
         self.stats = Stats()
+        self.live = Collector(hall, today_only=True)  # today's figures for the retained state/stats
+        self._purged_on: str | None = None  # the day old ticket rows were last purged
+        self._stats_sent_at = 0.0
         self._arrived: list[tuple[str, bytes]] = []
         self._recent: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
         self._known: set[tuple[str, str, str]] = set()  # commands of the current day, answered from the log
@@ -88,6 +93,7 @@ class HallService:
         for event in self.store.events(start):
             try:
                 self.engine.apply(event)
+                self.live.add(event)
             except (KeyError, ValueError) as exc:
                 raise StoreError(
                     f"{self.store.path}: event {event.seq} ({event.type}) does not fit this hall config "
@@ -171,6 +177,10 @@ class HallService:
             self.store.commit(encoded, records)
             self.stats.events += len(events)
             self._known.update((r.role, r.device, r.id) for r in records)
+        for event in events:
+            self.live.add(event)
+        if events or tick:  # a tick moves the counters' idle and serving minutes on
+            self.engine.state.dirty.add(p.STATS_PART)
         self.stats.batches += 1
         for event, body in encoded:
             self.link.publish(self.topics.event(event.type), body)
@@ -178,6 +188,24 @@ class HallService:
             # QoS 0: a device resends its command until answered, and the id brings back this very reply
             self.link.publish(topic, reply, qos=0)
         self.link.flush()  # events and replies leave now, before any retained state is worked out
+        if tick:
+            self._purge(now)
+
+    def _purge(self, now: datetime) -> None:
+        """Once a day, ticket rows older than the hall's keep_ticket_days go; each day's figures stay.
+
+        One day per tick, so that a first purge of a long log never holds up the hall for long.
+        """
+        keep = self.hall.statistics.keep_ticket_days
+        today = now.date().isoformat()
+        if not keep or self._purged_on == today:
+            return
+        first_kept = (now.date() - timedelta(days=keep)).isoformat()
+        purged = self.store.purge_before(first_kept, lambda events: day_rows(events, self.hall), limit=1)
+        if purged:
+            log.info("purged the ticket rows of %s (older than %d days); its figures stay", purged[0], keep)
+        else:
+            self._purged_on = today
 
     def _handle(self, topic: str, payload: bytes, now: datetime, events: list[p.Event],
                 records: list[CommandRecord], replies: list[tuple[str, bytes]]) -> None:
@@ -242,7 +270,14 @@ class HallService:
             self._republish_all.clear()
             parts = self.engine.all_parts()
             self.link.publish(self.topics.server(), self._server_status(p.ONLINE), retain=True)
-        for part, body in self.engine.state_messages(parts, now).items():
+        messages = self.engine.state_messages(parts, now)
+        if p.STATS_PART in parts or force:
+            if force or self._state_sent_at - self._stats_sent_at >= STATS_MIN_S:
+                self._stats_sent_at = self._state_sent_at
+                messages[p.STATS_PART] = p.state_payload(self.engine.state.seq, **live_figures(self.live, now))
+            else:
+                self.engine.state.dirty.add(p.STATS_PART)  # due later: the loop comes back for it
+        for part, body in messages.items():
             payload = p.encode(body)
             if not force and self._last_state.get(part) == payload:
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS commands (
     seq    INTEGER NOT NULL,
     reply  TEXT NOT NULL,
     PRIMARY KEY (role, device, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS daily (
+    day     TEXT NOT NULL,
+    topic   TEXT NOT NULL,
+    counter TEXT NOT NULL,
+    hour    INTEGER NOT NULL,
+    tally   TEXT NOT NULL,
+    PRIMARY KEY (day, topic, counter, hour)
 ) WITHOUT ROWID;
 """
 
@@ -119,6 +127,55 @@ class Store:
                 "INSERT INTO commands (role, device, id, seq, reply) VALUES (?, ?, ?, "
                 "(SELECT COALESCE(MAX(seq), 0) FROM events), ?)",
                 [(c.role, c.device, c.id, c.reply.decode("utf-8")) for c in commands])
+
+    # ------------------------------------------------------------ days, daily figures and the purge
+
+    def days(self) -> list[tuple[str, int, int]]:
+        """(day, first seq, last seq) of each day in the log, oldest first. A day runs from its day.started
+        to the event before the next one, so the rollover events that end a day belong to it."""
+        starts = []
+        for seq, body in self.db.execute("SELECT seq, body FROM events WHERE type = 'day.started' ORDER BY seq"):
+            starts.append((str(json.loads(body)["day"]), int(seq)))
+        last = self.last_seq()
+        return [(day, seq, (starts[i + 1][1] - 1) if i + 1 < len(starts) else last)
+                for i, (day, seq) in enumerate(starts)]
+
+    def events_between(self, first_seq: int, last_seq: int) -> Iterator[p.Event]:
+        for event in self.events(first_seq):
+            if event.seq > last_seq:
+                return
+            yield event
+
+    def daily_rows(self, first_day: str, last_day: str) -> Iterator[tuple[str, str, str, int, dict[str, Any]]]:
+        """The figures kept of purged days: (day, topic, counter, hour, tally as JSON)."""
+        cursor = self.db.execute("SELECT day, topic, counter, hour, tally FROM daily WHERE day BETWEEN ? AND ? "
+                                 "ORDER BY day, topic, counter, hour", (first_day, last_day))
+        for day, topic, counter, hour, tally in cursor:
+            yield str(day), str(topic), str(counter), int(hour), json.loads(tally)
+
+    def purge_before(self, first_kept: str, summarise: Callable[[list[p.Event]], Mapping[tuple[str, str, str, int],
+                                                                                      dict[str, Any]]],
+                     limit: int | None = None) -> list[str]:
+        """Purge the ticket rows of days before `first_kept` (never the last day of the log), oldest first.
+
+        Each day's figures are worked out by `summarise` (its events -> {(day, topic, counter, hour): tally})
+        and written in the same transaction that deletes the day's events and command replies, so a
+        day is either whole in the log or kept as figures, never lost. Returns the days purged.
+        """
+        days = self.days()
+        purged: list[str] = []
+        for day, first, last in days[:-1]:
+            if day >= first_kept or (limit is not None and len(purged) >= limit):
+                break
+            rows = summarise(list(self.events_between(first, last)))
+            with self.transaction():
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO daily (day, topic, counter, hour, tally) VALUES (?, ?, ?, ?, ?)",
+                    [(d, t, c, h, json.dumps(tally, separators=(",", ":"))) for (d, t, c, h), tally in rows.items()])
+                self.db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (first, last))
+                self.db.execute("DELETE FROM commands WHERE seq BETWEEN ? AND ?", (first, last))
+            purged.append(day)
+        return purged
 
     def command_keys(self, from_seq: int) -> set[tuple[str, str, str]]:
         """Ids of the commands processed since from_seq: the ones a device may still resend."""

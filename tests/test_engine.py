@@ -19,6 +19,7 @@ import pytest
 from broker import protocol as p
 from broker.config import HallConfig
 from broker.engine import MAX_NUMBER, Engine, Outcome
+from broker.estimate import HIGH_START
 from broker.hallstate import HallState, Ticket
 from tests.support.clock import FakeClock
 
@@ -126,9 +127,11 @@ def test_first_tickets_are_letter_and_three_digits_numbered_per_topic(desk: Desk
 
 
 def test_issued_ticket_carries_what_the_kiosk_prints(desk: Desk) -> None:
+    """Nobody ahead and the permits counter free (assumed to open): called at once, within the learned range."""
     ticket = desk.issue("permits", lang="en")
     assert ticket == {"number": "B001", "topic": "permits", "lang": "en", "priority": False,
-                      "issued_at": iso(MONDAY_9), "ahead": 0, "expected_wait_s": math.ceil(0.5 * 14 * 60 / 1),
+                      "issued_at": iso(MONDAY_9), "ahead": 0, "expected_wait_s": 1,
+                      "expected_wait_range_s": [0, math.ceil(1 + HIGH_START * (1 + 14 * 60))],
                       "state": "waiting", "recalls": 0, "forwards": 0}
 
 
@@ -148,20 +151,24 @@ def test_language_defaults_to_the_hall_main_language(desk: Desk) -> None:
 
 
 def test_ahead_counts_everyone_waiting_in_the_topic_and_the_wait_grows(desk: Desk) -> None:
-    """No counter open yet: the two first-tier counters of general questions are assumed to open."""
+    """No counter open yet: the two first-tier counters of general questions are assumed to open. They take
+    the first two at once (general before taxes, their second tier); the third waits for a visit to end."""
     desk.issue("taxes")
     tickets = [desk.issue() for _ in range(3)]
     assert [t["ahead"] for t in tickets] == [0, 1, 2]
-    assert [t["expected_wait_s"] for t in tickets] == [math.ceil((a + 0.5) * GENERAL_S / 2) for a in (0, 1, 2)]
+    assert [t["expected_wait_s"] for t in tickets] == [1, 1, GENERAL_S]
 
 
 def test_expected_wait_follows_the_open_counters_and_their_tiers(desk: Desk) -> None:
-    desk.at("3", "open")  # general is its second tier: half a counter
-    assert desk.issue()["expected_wait_s"] == math.ceil(0.5 * GENERAL_S / 0.5)
-    desk.at("1", "open")
-    assert desk.issue()["expected_wait_s"] == math.ceil(1.5 * GENERAL_S / 1.5)
-    desk.at("2", "open")
-    assert desk.issue()["expected_wait_s"] == math.ceil(2.5 * GENERAL_S / 2.5)
+    desk.at("3", "open")  # parking first, general only in its second tier
+    desk.issue("parking")
+    assert desk.issue()["expected_wait_s"] == 6 * 60  # after the parking visit
+    desk.at("1", "open")  # general first: it takes A001 at once; A002 waits for the first visit to end
+    assert desk.issue()["expected_wait_s"] == GENERAL_S
+    desk.at("1", "close")  # counter 3 alone: C001, then A001 and A002 at its pace, then A003
+    assert desk.issue()["expected_wait_s"] == 6 * 60 + 2 * GENERAL_S
+    desk.at("2", "open")  # counter 2 takes A001, 3 takes C001; then A002 at 2 (300 s), A003 at 3 (360 s), A004
+    assert desk.issue()["expected_wait_s"] == 2 * GENERAL_S
 
 
 def test_priority_ticket_counts_only_priority_tickets_ahead(desk: Desk) -> None:
@@ -497,7 +504,8 @@ def test_service_time_average_moves_with_each_visit(desk: Desk) -> None:
     desk.at("1", "done", outcome="resolved")
     after_short = after_long + 0.2 * (30 - after_long)
     assert desk.state.service_time_s["general"] == pytest.approx(after_short)
-    assert desk.issue()["expected_wait_s"] == math.ceil(1.5 * after_short / 1)  # counter 1 alone, A003 ahead
+    # counter 1 alone and free: A003 first, then the new ticket, at counter 1's learned pace for the topic
+    assert desk.issue()["expected_wait_s"] == math.ceil(desk.state.model.service_s("general", "1"))
 
 
 def test_auto_closed_visit_also_counts_for_the_service_time(desk: Desk) -> None:
@@ -855,12 +863,12 @@ def test_queue_state_shape(desk: Desk) -> None:
     desk.clock.advance(minutes=1)
     desk.issue(priority=True)
     body = desk.engine.queue_state("general")
-    assert set(body) == {"topic", "waiting", "priority", "oldest_issued_at", "expected_wait_s", "service_time_s",
-                         "tickets"}
+    assert set(body) == {"topic", "waiting", "priority", "oldest_issued_at", "expected_wait_s",
+                         "expected_wait_range_s", "service_time_s", "tickets"}
     assert (body["topic"], body["waiting"], body["priority"]) == ("general", 2, 1)
     assert body["oldest_issued_at"] == first["issued_at"]  # the priority ticket is ahead but came later
     assert [t["number"] for t in body["tickets"]] == ["A002", "A001"]
-    assert body["expected_wait_s"] == math.ceil(2.5 * GENERAL_S / 2)
+    assert body["expected_wait_s"] == GENERAL_S  # counters 1 and 2 take the two waiting; a new one waits a visit
     assert body["service_time_s"] == GENERAL_S
     empty = desk.engine.queue_state("taxes")
     assert (empty["waiting"], empty["oldest_issued_at"], empty["tickets"]) == (0, None, [])

@@ -1,0 +1,395 @@
+"""A day in the hall on a simulated clock, through the same engine the server runs.
+
+Visitors draw tickets, staff press "next", serve, forward, recall and mark no-shows, take a break
+and go home, all as commands to `broker.engine.Engine`, so every rule of the real hall (tiers,
+forwarded tickets first, priority, opening hours, the last-ticket cutoff, the expected wait
+printed on each ticket) is the one that is simulated. Nothing here reads a clock or a file:
+the CLI (`broker/simulate_cli.py`) does that. What a day is made of (visitors, behaviour, the
+staffing plan) is in broker/scenario.py, the search for a staffing plan in broker/staffing.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from . import protocol as p
+from .config import HallConfig
+from .engine import Engine
+from .estimate import simple_wait_s
+from .scenario import (
+    DAY_S,
+    Behaviour,
+    StaffPlan,
+    Visitor,
+    arrivals_from_log,
+    behaviour_from_figures,
+    capacity_per_hour,
+    clock_text,
+    default_mix,
+    default_visitors,
+    format_plan,
+    full_plan,
+    make_visitors,
+    parse_arrivals,
+    parse_plan,
+    staff_speeds,
+    ticket_window,
+    weekday_arrivals,
+    weekday_profile,
+)
+
+__all__ = [  # the scenario's names too: one import for whoever simulates
+    "DAY_S", "Behaviour", "DayResult", "DaySim", "Engine", "Estimator", "HourWaits", "StaffPlan", "TicketRecord",
+    "Visitor", "arrivals_from_log", "behaviour_from_figures", "capacity_per_hour", "clock_text", "day_waits",
+    "default_mix", "default_visitors", "format_plan", "full_plan", "make_visitors", "parse_arrivals", "parse_plan",
+    "simulate_day", "simulate_days", "staff_speeds", "ticket_window", "waits_per_hour", "weekday_arrivals",
+    "weekday_profile",
+]
+
+Estimator = Callable[[Any, str, int], int]
+"""(hall state as the ticket was drawn, topic, people ahead) -> seconds: another estimate to compare."""
+
+
+# ---------------------------------------------------------------- the day
+
+@dataclass
+class TicketRecord:
+    """What happened to one visitor's ticket (the simulator's own bookkeeping, beside the event log)."""
+
+    visitor: int
+    number: str
+    topic: str
+    issued: float
+    ahead: int
+    expected_s: int
+    range_s: tuple[int, int]
+    simple_s: int  # the simple estimate, as other systems would have printed it
+    called: float | None = None
+    first_counter: str | None = None
+    others: dict[str, int] = field(default_factory=dict)  # further estimates to compare (bench)
+
+
+@dataclass
+class _Desk:
+    id: str
+    status: str = p.CLOSED  # as the engine sees it
+    busy: bool = False  # a visit (or a recall round) is under way
+    idle_since: float = 0.0
+    opened_at: float | None = None
+    took_break: bool = False
+    closing: bool = False  # close as soon as the visit under way ends
+
+
+@dataclass
+class DayResult:
+    day: date
+    records: list[TicketRecord]
+    events: list[p.Event]
+    refused: int  # arrivals the engine refused (after the cutoff, numbers exhausted)
+
+
+class DaySim:
+    """One day of one hall; `run()` plays it out, `run_until()` stops at a moment (staffing search)."""
+
+    def __init__(self, hall: HallConfig, day: date, visitors: Sequence[Visitor], plan: StaffPlan,
+                 behaviour: Behaviour, *, engine: Engine | None = None, keep_events: bool = True,
+                 estimators: Mapping[str, Estimator] | None = None) -> None:
+        self.hall, self.day, self.visitors, self.plan, self.behaviour = hall, day, visitors, plan, behaviour
+        self.estimators = dict(estimators or {})
+        self.engine = engine or Engine(hall)
+        self.midnight = datetime.combine(day, time(0), hall.tz)
+        self.keep_events = keep_events
+        self.events: list[p.Event] = []
+        self.records: list[TicketRecord] = []
+        self.by_number: dict[str, TicketRecord] = {}
+        self.visits: dict[str, int] = {}  # ticket number -> visits so far
+        self.desks = {c: _Desk(c) for c in hall.counters}
+        self.refused = 0
+        self.now = 0.0
+        self._ids = 0
+        self._heap: list[tuple[float, int, str, Any]] = []
+        self._order = 0
+        window = hall.hours.window(day)
+        if window is None:
+            raise ValueError(f"hall {hall.id} is closed on {day.isoformat()}")
+        self.opens, self.closes = (float(t.hour * 3600 + t.minute * 60) for t in window)
+        for index, visitor in enumerate(visitors):
+            self._push(visitor.at, "arrive", index)
+        marks = set(plan.boundaries()) | {self.opens + k * 900.0 for k in range(int((self.closes - self.opens)
+                                                                                    // 900) + 1)}
+        for mark in sorted(marks):
+            self._push(mark, "shift", None)
+        self._push(self.closes + hall.rules.expire_after_close_min * 60.0, "tick", None)
+
+    # ------------------------------------------------------------ running
+
+    def run(self) -> DayResult:
+        self.run_until(math.inf)
+        return DayResult(self.day, self.records, self.events, self.refused)
+
+    def run_until(self, until: float) -> None:
+        while self._heap and self._heap[0][0] <= until:
+            at, _, kind, arg = heapq.heappop(self._heap)
+            self.now = at
+            getattr(self, "_on_" + kind)(arg)
+
+    def set_plan(self, plan: StaffPlan) -> None:
+        self.plan = plan
+        for mark in plan.boundaries():
+            if mark >= self.now:
+                self._push(mark, "shift", None)
+
+    def _push(self, at: float, kind: str, arg: Any) -> None:
+        self._order += 1
+        heapq.heappush(self._heap, (at, self._order, kind, arg))
+
+    def moment(self, seconds: float) -> datetime:
+        return self.midnight + timedelta(seconds=seconds)
+
+    def _send(self, role: str, device: str, op: str, **args: Any) -> dict[str, Any]:
+        self._ids += 1
+        command = p.Command(id=f"sim{self._ids}", role=role, device=device, op=op, args=args)
+        outcome = self.engine.handle(command, self.moment(self.now))
+        if self.keep_events:
+            self.events.extend(outcome.events)
+        return outcome.reply
+
+    # ------------------------------------------------------------ visitors
+
+    def _on_arrive(self, index: int) -> None:
+        visitor = self.visitors[index]
+        state = self.engine.state
+        args: dict[str, Any] = {"topic": visitor.topic, "priority": visitor.priority}
+        if visitor.lang:
+            args["lang"] = visitor.lang
+        reply = self._send("kiosk", "sim", "issue", **args)
+        if not reply["ok"]:
+            self.refused += 1
+            return
+        ticket = reply["result"]["ticket"]
+        # what the counters and the service time were when it was drawn (an issue changes neither)
+        simple = simple_wait_s(state, visitor.topic, ticket["ahead"])
+        low, high = ticket.get("expected_wait_range_s", [ticket["expected_wait_s"]] * 2)
+        record = TicketRecord(visitor=index, number=ticket["number"], topic=visitor.topic, issued=self.now,
+                              ahead=ticket["ahead"], expected_s=ticket["expected_wait_s"], range_s=(low, high),
+                              simple_s=simple,
+                              others={name: estimator(state, visitor.topic, ticket["ahead"])
+                                      for name, estimator in self.estimators.items()})
+        self.records.append(record)
+        self.by_number[record.number] = record
+        self.visits[record.number] = 0
+        self._wake(visitor.topic, None)
+
+    def _wake(self, topic: str | None, counter: str | None) -> None:
+        """Someone new is waiting: idle counters that could take them press next, longest idle first."""
+        idle = [d for d in self.desks.values() if d.status == p.OPEN and not d.busy
+                and (d.id == counter or (topic is not None and self.hall.counters[d.id].serves(topic)))]
+        for desk in sorted(idle, key=lambda d: (d.idle_since, d.id)):
+            self._next(desk)
+
+    # ------------------------------------------------------------ counters
+
+    def _next(self, desk: _Desk) -> None:
+        """The counter is free: it closes, takes its break, calls the next visitor or waits for one."""
+        was_busy, desk.busy = desk.busy, False
+        nobody = self.engine.pick_next(desk.id) is None
+        if desk.closing or (nobody and self.now >= self.closes and desk.id not in self.plan.counters_at(self.now)):
+            self._close(desk)
+            return
+        if self._break_due(desk):
+            self._send("counter", desk.id, "pause", reason="break")
+            desk.status, desk.took_break = p.PAUSED, True
+            self._push(self.now + self.behaviour.break_s, "back", desk.id)
+            return
+        if nobody:
+            if was_busy:
+                desk.idle_since = self.now
+            return
+        reply = self._send("counter", desk.id, "next")
+        if not reply["ok"]:  # cannot happen after pick_next; keep the day going if it does
+            desk.idle_since = self.now
+            return
+        desk.busy = True
+        number = reply["result"]["ticket"]["number"]
+        record = self.by_number[number]
+        visitor = self.visitors[record.visitor]
+        visit = self.visits[number]
+        self.visits[number] = visit + 1
+        if record.called is None:
+            record.called, record.first_counter = self.now, desk.id
+        if visit == 0 and visitor.leaves:
+            self._push(self.now + self.behaviour.recall_after_s, "recall", (desk.id, number))
+            return
+        topic = self.engine.state.tickets[number].topic
+        mean = self.behaviour.mean_service_s(self.hall, topic, desk.id)
+        sigma = math.sqrt(math.log(1 + self.behaviour.service_cv ** 2))
+        length = mean * math.exp(sigma * visitor.service_z[min(visit, 1)] - sigma * sigma / 2)
+        self._push(self.now + max(20.0, length), "end", (desk.id, number))
+
+    def _break_due(self, desk: _Desk) -> bool:
+        if desk.took_break or desk.opened_at is None:
+            return False
+        index = list(self.hall.counters).index(desk.id)
+        due = desk.opened_at + self.behaviour.break_after_s + index * self.behaviour.break_stagger_s
+        return self.now >= due and self.now < self.closes - 3600
+
+    def _close(self, desk: _Desk) -> None:
+        sent_back = {self.engine.state.tickets[n].topic for n in self.engine.state.counters[desk.id].forwarded}
+        if desk.status != p.CLOSED:
+            self._send("counter", desk.id, "close")
+        desk.status, desk.busy, desk.closing, desk.opened_at = p.CLOSED, False, False, None
+        for topic in sorted(sent_back):  # tickets forwarded here went back to their topic's queue
+            self._wake(topic, None)
+
+    def _on_end(self, arg: tuple[str, str]) -> None:
+        counter, number = arg
+        desk = self.desks[counter]
+        visitor = self.visitors[self.by_number[number].visitor]
+        ticket = self.engine.state.tickets[number]
+        if ticket.state == p.CALLED and ticket.counter == counter:
+            forward = visitor.forward if self.visits[number] == 1 else None
+            target = self._forward_counter(forward, counter) if forward and visitor.to_counter else None
+            if target is not None:
+                self._send("counter", counter, "forward", counter=target)
+                self._wake(None, target)
+            elif forward is not None:
+                self._send("counter", counter, "forward", topic=forward)
+                self._wake(forward, None)
+            else:
+                self._send("counter", counter, "done", outcome="handed_on" if visitor.handed_on else "resolved")
+        self._next(desk)
+
+    def _forward_counter(self, topic: str, here: str) -> str | None:
+        for counter in self.hall.home_counters(topic):
+            if counter.id != here and self.desks[counter.id].status != p.CLOSED:
+                return counter.id
+        return None
+
+    def _on_recall(self, arg: tuple[str, str]) -> None:
+        counter, number = arg
+        ticket = self.engine.state.tickets[number]
+        if ticket.state != p.CALLED or ticket.counter != counter:
+            self._next(self.desks[counter])
+            return
+        if ticket.recalls < self.hall.rules.noshow_after_recalls:
+            self._send("counter", counter, "recall")
+            self._push(self.now + self.behaviour.recall_after_s, "recall", arg)
+        else:
+            self._send("counter", counter, "noshow")
+            self._next(self.desks[counter])
+
+    def _on_back(self, counter: str) -> None:
+        desk = self.desks[counter]
+        if desk.status != p.PAUSED:
+            return
+        if counter not in self.plan.counters_at(self.now):
+            self._close(desk)
+            return
+        self._send("counter", counter, "open")
+        desk.status, desk.busy, desk.idle_since = p.OPEN, True, self.now
+        self._next(desk)
+
+    def _on_shift(self, _: None) -> None:
+        staffed = self.plan.counters_at(self.now)
+        for desk in self.desks.values():
+            if desk.id in staffed and desk.status == p.CLOSED:
+                self._send("counter", desk.id, "open")
+                desk.status, desk.busy, desk.opened_at, desk.idle_since = p.OPEN, True, self.now, self.now
+                self._next(desk)
+            elif desk.id in staffed:
+                desk.closing = False
+            elif desk.status != p.CLOSED and desk.id not in staffed:
+                if self.now >= self.closes and self.engine.pick_next(desk.id) is not None:
+                    continue  # after closing time, staff serve everyone who has a ticket
+                if desk.busy:
+                    desk.closing = True
+                elif desk.status != p.PAUSED:
+                    self._close(desk)
+
+    def _on_tick(self, _: None) -> None:
+        events = self.engine.tick(self.moment(self.now))
+        if self.keep_events:
+            self.events.extend(events)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def fork(self) -> DaySim:
+        """An independent copy to try something on (the hall and the visitors are shared, not copied)."""
+        return copy.deepcopy(self, {id(self.hall): self.hall, id(self.visitors): self.visitors,
+                                    id(self.behaviour): self.behaviour})
+
+
+def simulate_day(hall: HallConfig, day: date, visitors: Sequence[Visitor], plan: StaffPlan | None = None,
+                 behaviour: Behaviour | None = None, *, engine: Engine | None = None,
+                 keep_events: bool = True, estimators: Mapping[str, Estimator] | None = None) -> DayResult:
+    sim = DaySim(hall, day, visitors, plan or full_plan(hall, day), behaviour or Behaviour(),
+                 engine=engine, keep_events=keep_events, estimators=estimators)
+    return sim.run()
+
+
+WEEKDAY_LOAD = (1.1, 1.0, 1.05, 0.95, 0.85, 0.6, 0.5)  # Mondays are busy, Fridays quiet
+
+
+def simulate_days(hall: HallConfig, first: date, days: int, *, seed: int = 1, visitors: int | None = None,
+                  plan: StaffPlan | None = None, behaviour: Behaviour | None = None) -> list[DayResult]:
+    """Consecutive open days through one engine (its model learns on), e.g. a week for a report."""
+    engine = Engine(hall)
+    behaviour = behaviour or Behaviour(speed=staff_speeds(hall, seed))
+    results: list[DayResult] = []
+    day = first
+    while len(results) < days:
+        if hall.hours.window(day) is not None:
+            count = visitors if visitors is not None else round(
+                default_visitors(hall, day) * WEEKDAY_LOAD[day.weekday()]
+                * random.Random(f"load-{seed}-{day.isoformat()}").uniform(0.9, 1.1))
+            arrivals = weekday_arrivals(hall, day, count, seed + day.toordinal())
+            people = make_visitors(hall, arrivals, behaviour, seed + day.toordinal())
+            results.append(simulate_day(hall, day, people, plan if plan is not None else full_plan(hall, day),
+                                        behaviour, engine=engine))
+        day += timedelta(days=1)
+    return results
+
+
+# ---------------------------------------------------------------- waits per hour
+
+@dataclass(frozen=True)
+class HourWaits:
+    hour: int
+    arrivals: int
+    called: int
+    mean_s: float | None
+    p90_s: float | None  # None when fewer than 90 % of the hour's visitors were ever called
+    max_s: float | None
+    within: float | None  # share called within the target (when one is given)
+
+
+def waits_per_hour(records: Iterable[TicketRecord], target_s: float | None = None) -> list[HourWaits]:
+    """Waits of the visitors who drew their ticket in each hour (a visitor never called counts as too late)."""
+    by_hour: dict[int, list[float | None]] = {}
+    for record in records:
+        by_hour.setdefault(int(record.issued // 3600), []).append(
+            None if record.called is None else record.called - record.issued)
+    return [_waits(hour, by_hour[hour], target_s) for hour in sorted(by_hour)]
+
+
+def day_waits(records: Sequence[TicketRecord], target_s: float | None = None) -> HourWaits:
+    """The same for the whole day (hour -1)."""
+    return _waits(-1, [None if r.called is None else r.called - r.issued for r in records], target_s)
+
+
+def _waits(hour: int, waits: list[float | None], target_s: float | None) -> HourWaits:
+    known = sorted(w for w in waits if w is not None)
+    rank = max(0, math.ceil(0.9 * len(waits)) - 1)
+    return HourWaits(
+        hour=hour, arrivals=len(waits), called=len(known),
+        mean_s=sum(known) / len(known) if known else None,
+        p90_s=known[rank] if rank < len(known) else None,
+        max_s=known[-1] if known else None,
+        within=None if target_s is None or not waits else sum(1 for w in known if w <= target_s) / len(waits))
