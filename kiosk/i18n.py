@@ -50,6 +50,7 @@ TICKET_LABELS: Mapping[str, str] = {
     "ahead_none": "label.ahead_none",
     "ahead_0": "label.ahead_none",
     "wait": "label.wait",
+    "wait_range": "label.wait_range",
     "minutes": "label.minutes",
     "hours": "label.hours",
     "where": "label.wait_where",

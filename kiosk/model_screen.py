@@ -104,7 +104,11 @@ class _Builder:
         if ticket.priority:
             lines.append(Msg("label.priority"))
         lines.append(msg("label.ahead", n=ticket.ahead) if ticket.ahead else Msg("label.ahead_none"))
-        lines.append(msg("label.expected_wait", n=ticket.wait_min, minutes=ticket.wait_min))
+        if ticket.wait_range_min is not None:  # as on the paper ticket
+            low, high = ticket.wait_range_min
+            lines.append(msg("label.expected_wait_range", low=low, high=high))
+        else:
+            lines.append(msg("label.expected_wait", n=ticket.wait_min, minutes=ticket.wait_min))
         if ticket.place:
             lines.append(msg("ticket.wait_at", place=ticket.place))
         if visitor.printed is not False:

@@ -14,7 +14,7 @@ from typing import Any
 
 from broker.config import HallConfig
 
-from .ticket import round_wait_minutes
+from .ticket import round_wait_minutes, wait_range_minutes
 
 # Screen names: what the UI switches on.
 START = "start"  # choose a language; accessibility toggle
@@ -65,7 +65,8 @@ MESSAGE_IDS = frozenset({
     "oos.title", "oos.body", "oos.starting", "oos.unconfirmed", "help.ask_staff",
     "refused.title", "refused.exhausted", "refused.generic",
     "label.ticket_number", "label.topic", "label.issued", "label.ahead", "label.ahead_none",
-    "label.expected_wait", "label.wait_where", "label.privacy", "label.scan_status", "label.priority",
+    "label.expected_wait", "label.expected_wait_range", "label.wait_range", "label.wait_where", "label.privacy",
+    "label.scan_status", "label.priority",
     "format.date", "format.time",
 })
 PLURAL_IDS = frozenset({"label.ahead", "label.expected_wait"})
@@ -229,6 +230,7 @@ class TicketView:
     wait_min: int  # rounded as on the paper ticket, so screen and paper agree
     place: str
     raw: Mapping[str, Any] = field(compare=False, repr=False)
+    wait_range_min: tuple[int, int] | None = None  # the range printed on the ticket, when the server gave one
 
 
 @dataclass(frozen=True)
@@ -360,4 +362,5 @@ def parse_ticket(raw: Mapping[str, Any], hall: HallConfig, node: TopicNode, lang
     return TicketView(number=number, topic=topic, topic_name=name, colour=colour, letter=letter,
                       lang=str(raw.get("lang") or lang), priority=raw.get("priority") is True,
                       issued_at=str(raw.get("issued_at") or ""), ahead=ahead,
-                      wait_min=round_wait_minutes(wait_s), place=waiting_place(hall, topic, lang), raw=raw)
+                      wait_min=round_wait_minutes(wait_s), place=waiting_place(hall, topic, lang), raw=raw,
+                      wait_range_min=wait_range_minutes(raw.get("expected_wait_range_s")))

@@ -43,7 +43,7 @@ from typing import Any
 from broker.config import HallConfig, Text
 
 REQUIRED_LABELS = ("ahead", "wait", "minutes", "hours", "issued", "where", "privacy")
-_PLACEHOLDERS = {"ahead": {"n"}, "wait": {"time"}, "minutes": {"n"}, "hours": {"n"},
+_PLACEHOLDERS = {"ahead": {"n"}, "wait": {"time"}, "wait_range": {"time"}, "minutes": {"n"}, "hours": {"n"},
                  "issued": {"year", "month", "day", "hour", "minute"}}
 
 
@@ -172,16 +172,48 @@ def round_wait_minutes(seconds: float) -> int:
     return round(minutes / 15) * 15
 
 
-def format_wait(seconds: float, labels: Mapping[str, str]) -> str:
-    """'Beräknad väntetid: 1 h 30 min' from the server's expected_wait_s."""
-    minutes = round_wait_minutes(seconds)
+def _step(minutes: float) -> int:
+    return 1 if minutes < 10 else 5 if minutes < 60 else 15
+
+
+def wait_range_minutes(range_s: Any) -> tuple[int, int] | None:
+    """The server's range of the wait (expected_wait_range_s) in the same honest steps, widened outwards
+    (low end down, high end up) so that rounding never narrows what the server promised. None when the
+    range is missing, malformed or collapses to one value (then the single estimate is shown)."""
+    if not (isinstance(range_s, list | tuple) and len(range_s) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in range_s)):
+        return None
+    low_min, high_min = range_s[0] / 60, range_s[1] / 60
+    if high_min < low_min:
+        return None
+    low = math.floor(low_min / _step(low_min)) * _step(low_min)
+    high = max(1, math.ceil(high_min / _step(high_min)) * _step(high_min))
+    return (low, high) if low < high else None
+
+
+def _duration(minutes: int, labels: Mapping[str, str]) -> str:
     hours, rest = divmod(minutes, 60)
     parts = []
     if hours:
         parts.append(_fill(labels, "hours", n=hours))
     if rest or not hours:
         parts.append(_fill(labels, "minutes", n=rest))
-    return _fill(labels, "wait", time=" ".join(parts))
+    return " ".join(parts)
+
+
+def format_wait(seconds: float, labels: Mapping[str, str], range_s: Any = None) -> str:
+    """'Beräknad väntetid: 10–20 min' from the server's range, else 'Beräknad väntetid: cirka 1 h 30 min'.
+
+    The range is what the server's estimate is measured against (bench/estimate_bench.py: about four real
+    waits in five fall inside it), so the paper states exactly what is checked.
+    """
+    span = wait_range_minutes(range_s)
+    if span is not None and "wait_range" in labels:
+        low, high = span
+        if high < 60:  # "10–20 min": one unit for both ends
+            return _fill(labels, "wait_range", time=_fill(labels, "minutes", n=f"{low}–{high}"))
+        return _fill(labels, "wait_range", time=f"{_duration(low, labels)} – {_duration(high, labels)}")
+    return _fill(labels, "wait", time=_duration(round_wait_minutes(seconds), labels))
 
 
 def format_issued(moment: datetime, labels: Mapping[str, str]) -> str:
@@ -275,7 +307,8 @@ def build_ticket(hall: HallConfig, ticket: Mapping[str, Any], lang: str, labels:
         RuleBlock(),
         TextBlock("issued", wrap(format_issued(moment, labels), cols())),
         TextBlock("ahead", wrap(format_ahead(ahead, labels), cols()), bold=True),
-        TextBlock("wait", wrap(format_wait(float(ticket.get("expected_wait_s", 0)), labels), cols())),
+        TextBlock("wait", wrap(format_wait(float(ticket.get("expected_wait_s", 0)), labels,
+                                           ticket.get("expected_wait_range_s")), cols())),
         RuleBlock(),
         TextBlock("where", wrap(labels["where"], cols())),
     ]

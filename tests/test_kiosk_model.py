@@ -127,11 +127,14 @@ class Kiosk:
         assert isinstance(send, SendIssue)
         return send
 
-    def reply(self, send: SendIssue, *, ahead: int = 2, wait_s: int = 600, number: str | None = None) -> list[Any]:
+    def reply(self, send: SendIssue, *, ahead: int = 2, wait_s: int = 600, number: str | None = None,
+              range_s: list[int] | None = None) -> list[Any]:
         letter = self.model.hall.topics[send.topic].letter
         ticket = {"number": number or f"{letter}{next(self.numbers):03d}", "topic": send.topic, "lang": send.lang,
                   "priority": send.priority, "issued_at": self.now.isoformat(), "ahead": ahead,
                   "expected_wait_s": wait_s}
+        if range_s is not None:
+            ticket["expected_wait_range_s"] = range_s
         return self.feed(IssueOk(send.command_id, ticket))
 
     def texts(self) -> list[str]:
@@ -145,6 +148,14 @@ def ids(screen: Screen) -> set[str]:
 
 
 # ---------------------------------------------------------------- start and the happy path
+
+
+@pytest.mark.parametrize("lang", ["sv", "fi", "en", "se"])
+def test_the_screen_shows_the_range_the_ticket_prints(lang: str) -> None:
+    kiosk = Kiosk(hall_for(lang))
+    kiosk.reply(kiosk.issue(lang, "general"), wait_s=700, range_s=[300, 1190])
+    assert "label.expected_wait_range" in ids(kiosk.screen) and "label.expected_wait" not in ids(kiosk.screen)
+    assert any("5–20" in text for text in kiosk.texts())
 
 
 def test_out_of_service_until_the_server_speaks_then_start() -> None:

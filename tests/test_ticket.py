@@ -10,6 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
 from broker.config import DEMO_HALL, HallConfig, load_hall, parse_hall
@@ -27,6 +29,7 @@ from kiosk.ticket import (
     check_labels,
     format_wait,
     round_wait_minutes,
+    wait_range_minutes,
 )
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "tickets"
@@ -217,6 +220,38 @@ def test_expected_wait_is_rounded_honestly(seconds: float, minutes: int) -> None
 def test_wait_of_whole_hours_has_no_zero_minutes() -> None:
     assert format_wait(7200, LABELS["en"]) == "Expected wait: about 2 h"
     assert format_wait(4500, LABELS["en"]) == "Expected wait: about 1 h 15 min"
+
+
+@pytest.mark.parametrize("range_s, printed", [
+    ([300, 1200], "Expected wait: 5–20 min"),
+    ([0, 140], "Expected wait: 0–3 min"),
+    ([610, 1190], "Expected wait: 10–20 min"),
+    ([2700, 5400], "Expected wait: 45 min – 1 h 30 min"),
+    ([120, 120], "Expected wait: about 15 min"),  # a range that collapses: the single estimate
+    (None, "Expected wait: about 15 min"),
+    ([600], "Expected wait: about 15 min"),  # malformed: never a made-up range
+    ([900, 300], "Expected wait: about 15 min"),
+])
+def test_the_ticket_prints_the_servers_range_widened_to_honest_steps(range_s: Any, printed: str) -> None:
+    labels = {**LABELS["en"], "wait_range": "Expected wait: {time}"}
+    assert format_wait(690, labels, range_s) == printed
+
+
+@given(st.floats(0, 20000), st.floats(0, 20000))
+def test_rounding_never_narrows_the_range(a: float, b: float) -> None:
+    low_s, high_s = sorted((a, b))
+    span = wait_range_minutes([low_s, high_s])
+    if span is not None:
+        assert span[0] * 60 <= low_s and span[1] * 60 >= high_s and span[0] < span[1]
+
+
+def test_ticket_with_a_range_prints_it_in_every_language(demo: HallConfig) -> None:
+    from kiosk.i18n import ticket_labels
+
+    for lang, expected in {"sv": "Beräknad väntetid: 5–20 min", "fi": "Arvioitu odotusaika: 5–20 min",
+                           "en": "Expected wait: 5–20 min", "se": "Vuordináigi: 5–20 min."}.items():
+        ticket = build_ticket(demo, sample_ticket(expected_wait_range_s=[300, 1200]), lang, ticket_labels(lang))
+        assert ticket.text("wait") == (expected,)
 
 
 def test_qr_links_the_status_page_only_when_the_hall_names_a_public_url(demo: HallConfig) -> None:
