@@ -94,3 +94,12 @@ class Janitor:
 def on_signal(signum: int, frame: Any) -> None:
     """SIGTERM/SIGHUP become SystemExit, so that every `finally` and the janitor run."""
     raise SystemExit(128 + signum)
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time a process has used so far (/proc/PID/stat), in seconds; NaN when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)

@@ -57,8 +57,9 @@ bootstrap() {
         _apt_install mosquitto
     fi
     if [[ "$extra" == *ui* ]]; then
-        # Kivy's windows (also SDL's offscreen driver in the tests) need Mesa's GL; mtdev for touch screens
-        _need_debs libmtdev1 libgl1 libegl1 libgl1-mesa-dri
+        # Kivy's windows (also SDL's offscreen driver in the tests) need Mesa's GL; mtdev for touch screens;
+        # espeak-ng speaks the hall displays' calls (made offline, on the display)
+        _need_debs libmtdev1 libgl1 libegl1 libgl1-mesa-dri espeak-ng
     fi
 }
 

@@ -344,8 +344,8 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
     except (ZoneInfoNotFoundError, ValueError):
         raise hall.error("timezone", f"{timezone!r} is not a known time zone") from None
     public_url = hall.get("public_url", str, None)
-    hall_colour = hall.get("colour", str, DEFAULT_HALL_COLOUR,
-                           check=lambda v: None if COLOUR_RE.match(v) else f'must be a colour like "#14365d", got {v!r}')
+    hall_colour = hall.get("colour", str, DEFAULT_HALL_COLOUR, check=lambda v: None if COLOUR_RE.match(v)
+                           else f'must be a colour like "#14365d", got {v!r}')
     hall.done()
 
     hours_reader = root.table_at("hours")
@@ -478,7 +478,8 @@ def _display_settings(reader: _Reader, display_id: str, name: Text, directions: 
         if not isinstance(counter_id, str):
             raise reader.error("counters", f"must list counter ids as strings like \"1\", got {_kind(counter_id)}")
         if counter_id not in counters:
-            raise reader.error("counters", f"{counter_id!r} is not a counter of this hall (known: {', '.join(counters)})")
+            raise reader.error("counters", f"{counter_id!r} is not a counter of this hall "
+                               f"(known: {', '.join(counters)})")
     if len(set(shown)) != len(shown):
         raise reader.error("counters", "names a counter twice")
     wayfinding: dict[str, Text] = {}

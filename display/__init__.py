@@ -1,1 +1,6 @@
-"""Vuoro display: arrives with its own issue; the package exists so the layout is fixed."""
+"""Vuoro hall display: who is called, to which counter, and the way there from where the screen hangs.
+
+model.py (pure board from retained state and events) and board.py (what it shows), arrow.py (the
+direction signs as geometry), announce.py and audio.py (chime and spoken calls), controller.py (glue
+to the hall server), window.py + widgets.py + app.py (the Kivy window), cli.py (`vuoro display`).
+"""
