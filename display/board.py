@@ -10,9 +10,12 @@ taken from the hall config, already in the right language.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
 
-Param = str | int | date | time
+from kiosk.messages import Msg as Msg  # the message types live in kiosk/messages.py (shared with the other apps)
+from kiosk.messages import Param as Param
+from kiosk.messages import Text as Text
+from kiosk.messages import msg as msg
 
 # Board modes: what the window switches on.
 STARTING = "starting"  # never synced with the hall server yet
@@ -20,22 +23,6 @@ CALLS = "calls"  # the calls board
 CLOSED = "closed"  # outside opening hours, nobody waiting and nobody at a counter
 MODES = (STARTING, CALLS, CLOSED)
 
-
-@dataclass(frozen=True)
-class Msg:
-    """A catalogue message (ids start with "display."); `lang` pins a language other than the board's."""
-
-    id: str
-    params: tuple[tuple[str, Param], ...] = ()
-    n: int | None = None
-    lang: str | None = None
-
-
-def msg(msgid: str, n: int | None = None, lang: str | None = None, **params: Param) -> Msg:
-    return Msg(msgid, tuple(sorted(params.items())), n, lang)
-
-
-Text = Msg | str
 
 # Every message id the display can show or speak: the catalogue tests check each language against it.
 MESSAGE_IDS = frozenset({

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 from typing import Any
 
 from broker.config import HallConfig
 
+from .messages import Msg as Msg  # the message types live in kiosk/messages.py (shared with the other apps)
+from .messages import Param as Param
+from .messages import Text as Text
+from .messages import msg as msg
 from .ticket import round_wait_minutes, wait_range_minutes
 
 # Screen names: what the UI switches on.
@@ -30,30 +34,6 @@ UNCONFIRMED = "unconfirmed"  # not a screen: the phase (shown as out_of_service)
 SCREENS = (START, TOPIC, SUBTOPIC, ISSUING, TICKET, PAPER_OUT, CLOSED, OUT_OF_SERVICE, REFUSED)
 
 PRINTER_STATES = ("unknown", "ok", "near_end", "out", "offline")
-
-Param = str | int | date | time
-
-
-@dataclass(frozen=True)
-class Msg:
-    """A visible text as a catalogue message id; kiosk.i18n.render turns it into words.
-
-    `n` picks the plural form; `lang` overrides the screen's language (the start screen greets
-    in every hall language at once).
-    """
-
-    id: str
-    params: tuple[tuple[str, Param], ...] = ()
-    n: int | None = None
-    lang: str | None = None
-
-
-def msg(msgid: str, n: int | None = None, lang: str | None = None, **params: Param) -> Msg:
-    return Msg(msgid, tuple(sorted(params.items())), n, lang)
-
-
-Text = Msg | str
-"""A line on screen: a catalogue message, or a string from the hall config already in the screen's language."""
 
 # Every message id the model can put on a screen: the i18n tests check each catalogue against it.
 MESSAGE_IDS = frozenset({
