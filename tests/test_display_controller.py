@@ -139,7 +139,10 @@ def broker_restart_during_a_call(any_broker: Broker, make_screen: Callable[..., 
     back = screen.until(lambda board: board.online and hero_is(first)(board), timeout=30)
     assert back.hero is not None and back.hero.direction == "ahead-right"
     screen.until(lambda board: any(isinstance(i, StateIn) and i.part == p.CALLS_PART for i in fed))
-    assert [i.up for i in fed if isinstance(i, LinkIn)] == [False, True]  # rebuilt from the retained state
+    # down (more than once if a reconnect attempt hit the broker while it restarted), then up once: rebuilt from
+    # the retained state
+    ups = [i.up for i in fed if isinstance(i, LinkIn)]
+    assert ups[0] is False and ups[-1] is True and ups.count(True) == 1, ups
     second = kiosk.request("issue", topic="appointments", lang="sv", timeout=15)["ticket"]["number"]
     counter.request("next", timeout=15)
     screen.until(hero_is(second))
