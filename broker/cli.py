@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     return cli_actions.run(args, hall, broker_address(args, hall))
 
 
-def _listen_address(value: str | None) -> tuple[str, int, bool]:
+def listen_address(value: str | None) -> tuple[str, int, bool]:
     if value is None:
         return "127.0.0.1", 1883, False
     host, _, port = value.rpartition(":")
@@ -244,7 +244,7 @@ def _advertise(args: argparse.Namespace, hall: HallConfig, address: BrokerAddres
 
 
 def run_server(args: argparse.Namespace) -> int:
-    from .embedded import EmbeddedBroker, EmbeddedBrokerError, free_port, port_is_free
+    from .embedded import EmbeddedBroker, EmbeddedBrokerError, start_embedded
     from .service import HallService
     from .store import StoreError
 
@@ -263,13 +263,10 @@ def run_server(args: argparse.Namespace) -> int:
                 print(f"vuoro: {exc}", file=sys.stderr)
                 return exc.code
     else:
-        host, port, explicit = _listen_address(args.listen)
-        if not explicit and not port_is_free(host, port):
-            port = free_port(host)
-            log.info("port 1883 is taken; the embedded broker listens on %d instead", port)
-        embedded = EmbeddedBroker(host, port)
+        host, port, explicit = listen_address(args.listen)
         try:
-            address = embedded.start()
+            embedded = start_embedded(host, port, any_free_port=not explicit)
+            address = embedded.address
         except EmbeddedBrokerError as exc:
             print(f"vuoro: {exc}", file=sys.stderr)
             return 1

@@ -108,19 +108,17 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
 def hall_server(hall: HallConfig, db: Path, broker_url: str | None, listen: str | None, *,
                 clock: Any = None) -> Iterator[tuple[Any, BrokerAddress]]:
     """The hall server (and, without a broker URL, the embedded broker) for as long as the block runs."""
-    from .embedded import EmbeddedBroker, free_port, port_is_free
+    from .cli import listen_address
+    from .embedded import EmbeddedBroker, start_embedded
     from .service import HallService
 
     embedded: EmbeddedBroker | None = None
     if broker_url:
         address = BrokerAddress.parse(broker_url)
-    else:
-        host, _, port_text = (listen or "127.0.0.1:1883").rpartition(":")
-        host, port = host.strip("[]") or "127.0.0.1", int(port_text)
-        if listen is None and not port_is_free(host, port):
-            port = free_port(host)
-        embedded = EmbeddedBroker(host, port)
-        address = embedded.start()
+    else:  # as `vuoro server` does: 127.0.0.1:1883, or a free port if taken, unless --listen says where
+        host, port, explicit = listen_address(listen)
+        embedded = start_embedded(host, port, any_free_port=not explicit)
+        address = embedded.address
     db.parent.mkdir(parents=True, exist_ok=True)
     try:
         service = HallService(hall, db, address, always_open=True, clock=clock)

@@ -118,3 +118,14 @@ class EmbeddedBroker:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def start_embedded(host: str, port: int, *, any_free_port: bool) -> EmbeddedBroker:
+    """The embedded broker, started on host:port; with any_free_port, on a free port when that one is taken
+    (a demo or a trial on a machine that already runs a broker on 1883). Raises EmbeddedBrokerError."""
+    if any_free_port and not port_is_free(host, port):
+        taken, port = port, free_port(host)
+        log.info("port %d is taken; the embedded broker listens on %d instead", taken, port)
+    broker = EmbeddedBroker(host, port)
+    broker.start()
+    return broker
