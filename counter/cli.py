@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-from kiosk.kivy_env import configure_kivy, headless
-
-SNAPSHOT_SYNC_S = 10.0
-EXIT_NO_SERVER = 3
+from kiosk.kivy_env import configure_kivy, headless, snapshot_when_synced
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,29 +57,14 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
 
 
 def _schedule_snapshot(app: Any, path: Path, result: dict[str, Any]) -> None:
-    """Poll (5 Hz, only while waiting to take one picture) until synced, then draw, save and stop."""
-    from kivy.clock import Clock
+    def step() -> bool:
+        app.controller.pump()
+        app.refresh(app.controller.panel())
+        return bool(app.controller.synced)
 
-    started = time.monotonic()
-
-    def check(dt: float) -> bool:
-        controller = app.controller
-        controller.pump()
-        app.refresh(controller.panel())
-        synced = controller.synced
-        if not synced and time.monotonic() - started < SNAPSHOT_SYNC_S:
-            return True
-        if not synced:
-            result["code"] = EXIT_NO_SERVER
-            print(f"vuoro counter: no hall server within {SNAPSHOT_SYNC_S:g} s; the snapshot shows the "
-                  "panel offline", file=sys.stderr)
-        Clock.schedule_once(save, 0.3)  # let the layout settle for a frame or two
-        return False
-
-    def save(dt: float) -> None:
+    def save() -> None:
         app.refresh(app.controller.tick())
         written = app.snapshot(path)
         print(f"vuoro counter: panel of counter {app.controller.model.counter_id} written to {written}")
-        app.stop()
 
-    Clock.schedule_interval(check, 0.2)
+    snapshot_when_synced(app, result, step=step, save=save, offline="the panel offline")

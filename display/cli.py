@@ -14,10 +14,7 @@ from typing import Any
 
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-
-EXIT_NO_SERVER = 3
-SNAPSHOT_SYNC_S = 10.0
-SNAPSHOT_SETTLE_S = 0.3
+from kiosk.kivy_env import EXIT_NO_SERVER, SNAPSHOT_SETTLE_S, SNAPSHOT_SYNC_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,18 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
 
-from .kivy_env import configure_kivy, headless
+from .kivy_env import configure_kivy, headless, snapshot_when_synced
 
 DEFAULT_PRINTER = "preview://var/tickets"
-SNAPSHOT_SYNC_S = 10.0
-EXIT_NO_SERVER = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,36 +71,20 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
 
 
 def _schedule_snapshot(app: Any, path: Path, lang: str | None, result: dict[str, Any]) -> None:
-    """Poll (5 Hz, only while waiting to take one picture) until synced, then draw, save and stop."""
-    from kivy.clock import Clock
-
     from .model_types import ChooseLanguage
 
-    started = time.monotonic()
+    def step() -> bool:
+        app.controller.pump()
+        app.refresh(app.controller.screen())
+        return bool(app.controller.synced)
 
-    def check(dt: float) -> bool:
-        controller = app.controller
-        controller.pump()
-        app.refresh(controller.screen())
-        synced = controller.synced
-        if not synced and time.monotonic() - started < SNAPSHOT_SYNC_S:
-            return True
-        if not synced:
-            result["code"] = EXIT_NO_SERVER
-            print(f"vuoro kiosk: no hall server within {SNAPSHOT_SYNC_S:g} s; the snapshot shows the "
-                  "out-of-service screen", file=sys.stderr)
-        elif lang:
-            app.press(ChooseLanguage(lang))
-        Clock.schedule_once(save, 0.3)  # let the layout settle for a frame or two
-        return False
-
-    def save(dt: float) -> None:
+    def save() -> None:
         app.refresh(app.controller.screen())
         written = app.snapshot(path)
         print(f"vuoro kiosk: {app.drawn.name if app.drawn else '?'} screen written to {written}")
-        app.stop()
 
-    Clock.schedule_interval(check, 0.2)
+    snapshot_when_synced(app, result, step=step, save=save, offline="the out-of-service screen",
+                         synced_first=(lambda: app.press(ChooseLanguage(lang))) if lang else None)
 
 
 def test_print(hall: HallConfig, printer_uri: str, lang: str | None) -> int:

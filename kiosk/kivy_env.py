@@ -104,3 +104,37 @@ def _malloc_trim() -> Any:
         return getattr(ctypes.CDLL(None), "malloc_trim", None)
     except OSError:
         return None
+
+
+SNAPSHOT_SYNC_S = 10.0  # `--snapshot` waits this long for the hall server's retained state
+SNAPSHOT_SETTLE_S = 0.3  # then lets the layout settle for a frame or two before the picture
+EXIT_NO_SERVER = 3  # `--snapshot` without a hall server: the picture shows the offline screen, exit 3
+
+
+def snapshot_when_synced(app: Any, result: dict[str, Any], *, step: Any, save: Any, offline: str,
+                         synced_first: Any = None) -> None:
+    """Poll (5 Hz, only while waiting to take one picture) until synced or SNAPSHOT_SYNC_S, then settle,
+    save, stop the app. `step()` drains the controller and redraws, returning whether it is synced;
+    `synced_first()` runs once synced (e.g. choose a language); `save()` writes the picture and says so;
+    `offline` is what the picture shows when no server answered. For apps whose loop polls anyway (the
+    kiosk, the counter); the display, whose loop sleeps, waits for its own updates instead."""
+    import sys
+    import time
+
+    from kivy.clock import Clock
+
+    started = time.monotonic()
+
+    def check(dt: float) -> bool:
+        synced = step()
+        if not synced and time.monotonic() - started < SNAPSHOT_SYNC_S:
+            return True
+        if not synced:
+            result["code"] = EXIT_NO_SERVER
+            print(f"no hall server within {SNAPSHOT_SYNC_S:g} s; the snapshot shows {offline}", file=sys.stderr)
+        elif synced_first is not None:
+            synced_first()
+        Clock.schedule_once(lambda dt: (save(), app.stop()), SNAPSHOT_SETTLE_S)
+        return False
+
+    Clock.schedule_interval(check, 0.2)
