@@ -15,7 +15,7 @@ from typing import Any
 
 from . import protocol as p
 from .config import HallConfig
-from .estimate import Estimate, estimate_wait
+from .estimate import Estimate, epoch_s, estimate_wait
 from .hallstate import QUEUE_PREVIEW, HallState, Ticket
 from .protocol import Err, ProtocolError
 
@@ -163,10 +163,9 @@ class Engine:
         Without `now`, the time of the last event: the state as it was then (no clock is read here).
         """
         if now is not None:
-            moment = now.timestamp()
-        else:  # before any event nothing is under way, so the moment does not matter
-            moment = datetime.fromisoformat(self.state.last_at).timestamp() if self.state.last_at else 0.0
-        return estimate_wait(self.state, topic, priority, moment)
+            return estimate_wait(self.state, topic, priority, now.timestamp())
+        # before any event nothing is under way, so the moment does not matter
+        return estimate_wait(self.state, topic, priority, epoch_s(self.state.last_at) if self.state.last_at else 0.0)
 
     # ------------------------------------------------------------ counter
 

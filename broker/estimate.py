@@ -252,11 +252,11 @@ def _play_forward(state: HallState, topic: str, priority: bool, now: float) -> f
             at = now
             if current is not None and current.called_at is not None:
                 expected = model.service_s(current.topic, counter_id)
-                elapsed = now - _ts(current.called_at)
+                elapsed = now - epoch_s(current.called_at)
                 at = now + max(expected - elapsed, REMAINING_FLOOR * expected)
             free.append((at, counter_id))
         elif counter.status == p.PAUSED:
-            since = _ts(counter.since) if counter.since else now
+            since = epoch_s(counter.since) if counter.since else now
             back = since + model.pause_s
             free.append((back if back > now else now + OVERDUE_PAUSE_SHARE * model.pause_s, counter_id))
     if not any(hall.counters[c].serves(topic) for _, c in free):
@@ -365,5 +365,6 @@ def simple_wait_s(state: HallState, topic: str, ahead: int) -> int:
     return math.ceil(state.service_time_s[topic] * ahead / counters)
 
 
-def _ts(at: str) -> float:
+def epoch_s(at: str) -> float:
+    """An event's ISO time as seconds since the epoch: how the wait model counts (hallstate and engine too)."""
     return datetime.fromisoformat(at).timestamp()

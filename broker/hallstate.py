@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from . import protocol as p
 from .config import HallConfig
-from .estimate import WaitModel
+from .estimate import WaitModel, epoch_s
 
 SERVICE_EMA_WEIGHT = 0.2
 SERVICE_MIN_S, SERVICE_MAX_S = 30.0, 7200.0
 RECENT_CALLS = 10
 QUEUE_PREVIEW = 20
-
-
-def _ts(at: str) -> float:
-    return datetime.fromisoformat(at).timestamp()
 
 
 @dataclass
@@ -190,7 +185,7 @@ class HallState:
     def _set_counter(self, counter_id: str, status: str, at: str, reason: str | None) -> None:
         counter = self.counters[counter_id]
         if counter.status == p.PAUSED and status != p.PAUSED and counter.since is not None:
-            self.model.saw_pause(_ts(at) - _ts(counter.since))
+            self.model.saw_pause(epoch_s(at) - epoch_s(counter.since))
         counter.status, counter.since, counter.reason = status, at, reason
         self.dirty.update((p.counter_part(counter_id), p.HALL_PART))
         # capacity changed: every expected wait this counter touches changes too
@@ -230,7 +225,7 @@ def _on_issued(state: HallState, event: p.Event) -> None:
     state.tickets[ticket.number] = ticket
     state.next_number[ticket.topic] = int(ticket.number[1:]) + 1
     state.issued_today += 1
-    state.model.saw_issue(ticket.topic, _ts(event.at))
+    state.model.saw_issue(ticket.topic, epoch_s(event.at))
     state._enqueue(ticket)
     state.dirty.add(p.HALL_PART)
 
@@ -242,7 +237,8 @@ def _on_called(state: HallState, event: p.Event) -> None:
         state._dequeue(ticket)
         counter.served += 1
         if ticket.forwards == 0:  # the wait the kiosk promised is over: how good was the promise?
-            state.model.saw_first_call(ticket.topic, ticket.expected_wait_s, _ts(event.at) - _ts(ticket.issued_at))
+            waited = epoch_s(event.at) - epoch_s(ticket.issued_at)
+            state.model.saw_first_call(ticket.topic, ticket.expected_wait_s, waited)
     ticket.state, ticket.counter = p.CALLED, counter.id
     ticket.recalls = int(event.data.get("recall", 0))
     ticket.called_at = ticket.called_at if ticket.recalls else event.at
@@ -257,14 +253,14 @@ def _on_called(state: HallState, event: p.Event) -> None:
 def _visit_ended(state: HallState, ticket: Ticket, at: str) -> None:
     """A visit at a counter ended (done, forwarded or no-show): the wait model learns how long it took."""
     if ticket.state == p.CALLED and ticket.called_at is not None and ticket.counter is not None:
-        state.model.saw_visit(ticket.topic, ticket.counter, _ts(at) - _ts(ticket.called_at))
+        state.model.saw_visit(ticket.topic, ticket.counter, epoch_s(at) - epoch_s(ticket.called_at))
 
 
 def _on_done(state: HallState, event: p.Event) -> None:
     ticket = state.tickets[event.data["ticket"]["number"]]
     _visit_ended(state, ticket, event.at)
     if ticket.called_at is not None:
-        seconds = min(max(_ts(event.at) - _ts(ticket.called_at), SERVICE_MIN_S), SERVICE_MAX_S)
+        seconds = min(max(epoch_s(event.at) - epoch_s(ticket.called_at), SERVICE_MIN_S), SERVICE_MAX_S)
         old = state.service_time_s[ticket.topic]
         state.service_time_s[ticket.topic] = old + SERVICE_EMA_WEIGHT * (seconds - old)
         state.dirty.add(p.queue_part(ticket.topic))

@@ -177,13 +177,6 @@ class Collector:
             found = self.tallies[key] = Tally()
         return found
 
-    def today(self, now: datetime) -> dict[Key, Tally]:
-        """The tallies of the day being read, with what is still going on counted up to `now`."""
-        result = {key: Tally().merge(tally) for key, tally in self.tallies.items() if key[0] == self.day}
-        for key, tally in self.open_spans(now).items():
-            result.setdefault(key, Tally()).merge(tally)
-        return result
-
     def _spread(self, start: datetime, end: datetime, topic: str, counter: str, name: str,
                 into: dict[Key, Tally] | None = None) -> None:
         """Add the seconds between start and end to `name`, cut at the hours they fall in."""
