@@ -26,7 +26,6 @@ from typing import Any
 from . import protocol as p
 
 ROLES = ("server", "admin", "kiosk", "counter", "display")
-HALL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _KEYS = {"hall", "role", "device", "username", "password", "ca", "broker"}
 
 
@@ -41,7 +40,7 @@ def username_for(hall: str, role: str, device: str) -> str:
     """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
-    if not HALL_RE.match(hall):
+    if not p.HALL_ID_RE.match(hall):
         raise ValueError(f"invalid hall id {hall!r}")
     if role == "server":
         return f"{hall}/server"

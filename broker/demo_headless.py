@@ -34,6 +34,11 @@ LAST_CALL_H = 14  # the script stops at 14:00 hall time even if someone still wa
 DEMO_KIOSK = "K1"
 
 
+def config_text(hall: HallConfig, text: Any) -> str:
+    """A name from the hall file for this English terminal output: in English if the hall has it."""
+    return str(text.get("en") or text[hall.main_language])
+
+
 class ScaledClock:
     """The hall's time, `speed` times faster than the wall from `start` on: what the demo server reads."""
 
@@ -99,7 +104,7 @@ class Script:
         heapq.heappush(self._queue, (moment, next(self._order), action, args))
 
     def name(self, text: Any) -> str:
-        return text.get("en") or text[self.hall.main_language]
+        return config_text(self.hall, text)
 
     def line(self, moment: datetime, text: str) -> None:
         self.say(f"{moment:%H:%M:%S}  {text}")
@@ -283,7 +288,7 @@ def summary(hall: HallConfig, tallies: dict[stats.Key, stats.Tally], real_s: flo
     by_topic = stats.group(tallies, "topic")
     for (topic_id,), tally in sorted(by_topic.items(), key=lambda item: _letter(hall, item[0][0])):
         topic = hall.topics.get(topic_id)
-        name = (topic.name.get("en") or topic.name[hall.main_language]) if topic else topic_id
+        name = config_text(hall, topic.name) if topic else topic_id
         f = tally.figures()
         lines.append(f"  {topic.letter if topic else '?'} {name[:26]:<26}{f['issued']:>6}{f['served']:>7}"
                      f"{_minutes(f['wait_mean_s']):>10}{_minutes(f['wait_p90_s']):>6}{_percent(f['within_target']):>10}")

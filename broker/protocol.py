@@ -20,6 +20,7 @@ ROOT = "vuoro"
 COMMAND_ROLES = ("kiosk", "counter", "admin")
 DEVICE_ROLES = ("kiosk", "counter", "display", "admin")
 DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+HALL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # the hall's segment of every topic (and broker account)
 COMMAND_ID_MAX = 64
 NOTE_MAX = 200
 REASON_MAX = 100
@@ -147,7 +148,7 @@ class Topics:
     """Builds and parses the topic tree of one hall: vuoro/<hall>/..."""
 
     def __init__(self, hall: str) -> None:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", hall):
+        if not HALL_ID_RE.match(hall):
             raise ValueError(f"invalid hall id {hall!r}")
         self.hall = hall
         self.root = f"{ROOT}/{hall}/"
