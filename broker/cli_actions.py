@@ -106,7 +106,7 @@ def _call_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _lang(hall: HallConfig, lang: str | None) -> str:
-    return lang if lang in hall.languages else hall.main_language
+    return hall.language(lang)
 
 
 def _minutes(seconds: float) -> str:

@@ -187,6 +187,10 @@ class HallConfig:
     def main_language(self) -> str:
         return self.languages[0]
 
+    def language(self, lang: str | None) -> str:
+        """`lang` if the hall speaks it, else the hall's main language: what every device falls back to."""
+        return lang if lang in self.languages else self.main_language
+
     def topic_by_letter(self, letter: str) -> Topic | None:
         return next((t for t in self.topics.values() if t.letter == letter), None)
 

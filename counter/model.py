@@ -107,7 +107,7 @@ class CounterModel:
         self.hall = hall
         self.counter_id = counter_id
         self.config = hall.counters[counter_id]
-        self.lang = lang if lang in hall.languages else hall.main_language
+        self.lang = hall.language(lang)
         self.settings = settings or CounterSettings()
         self.new_id = new_id
         self.now = now

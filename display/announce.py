@@ -86,7 +86,7 @@ def call_text(hall: HallConfig, number: str, counter_id: str, lang: str) -> str:
 
 def languages_for(hall: HallConfig, visitor_lang: str) -> list[str]:
     """The visitor's language, then the hall's main language (once if they are the same)."""
-    first = visitor_lang if visitor_lang in hall.languages else hall.main_language
+    first = hall.language(visitor_lang)
     return list(dict.fromkeys([first, hall.main_language]))
 
 

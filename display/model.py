@@ -396,7 +396,7 @@ class DisplayModel:
         )
 
     def _visitor_lang(self, lang: str) -> str:
-        return lang if lang in self.hall.languages else self.hall.main_language
+        return self.hall.language(lang)
 
     def _view(self, call: _Call, now: datetime, lang: str, *, highlight: bool = True) -> CallView:
         counter: Counter | None = self.hall.counters.get(call.counter)

@@ -83,7 +83,7 @@ def _schedule_snapshot(app: Any, path: Path, lang: str | None, result: dict[str,
         written = app.snapshot(path)
         print(f"vuoro kiosk: {app.drawn.name if app.drawn else '?'} screen written to {written}")
 
-    snapshot_when_synced(app, result, step=step, save=save, offline="the out-of-service screen",
+    snapshot_when_synced(app, result, program="vuoro kiosk", step=step, save=save, offline="the out-of-service screen",
                          synced_first=(lambda: app.press(ChooseLanguage(lang))) if lang else None)
 
 
@@ -95,7 +95,7 @@ def test_print(hall: HallConfig, printer_uri: str, lang: str | None) -> int:
     from .printer import Printer, PrinterError
     from .ticket import build_ticket
 
-    lang = lang if lang in hall.languages else hall.main_language
+    lang = hall.language(lang)
     topic = next(iter(hall.topics.values()))
     try:
         printer = Printer(printer_uri)
