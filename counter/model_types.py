@@ -42,7 +42,7 @@ MESSAGE_IDS = frozenset({
     "counter.served_today",
     *(f"counter.current.{x}" for x in ("title", "none", "lang", "priority", "recalls", "forwarded_from", "forwards",
                                        "origin", "note", "stale", "serving")),
-    *(f"counter.queue.{x}" for x in ("title", "forwarded", "waiting", "longest", "priority", "call", "none")),
+    *(f"counter.queue.{x}" for x in ("title", "forwarded", "waiting", "waited", "longest", "priority", "call", "none")),
     *(f"counter.action.{x}" for x in ("next", "recall", "noshow", "done", "handed_on", "forward", "pause", "open",
                                       "close")),
     "counter.sending",

@@ -223,8 +223,9 @@ class Drawer:
             block.add_widget(line(self.say(msg("counter.queue.forwarded")), theme.size(2.4), theme.white,
                                   bold=True))
             for ticket in forwarded[:4]:
-                parts = [ticket.number, ticket.topic, ticket.from_counter,
-                         "" if ticket.waited_min is None else f"{ticket.waited_min} min"]
+                waited = "" if ticket.waited_min is None else self.say(msg("counter.queue.waited",
+                                                                           minutes=ticket.waited_min))
+                parts = [ticket.number, ticket.topic, ticket.from_counter, waited]
                 text = " · ".join(part for part in parts if part)
                 block.add_widget(line(text, theme.size(2.4), theme.white, bold=True))
                 if ticket.note:

@@ -9,7 +9,8 @@ from kiosk import i18n
 
 LANGS = ("en", "sv", "fi", "se")
 # Words that are the same in English and the language (checked by hand): not English left in place.
-SAME_AS_ENGLISH = {"sv": {"counter.reason.lunch"}, "fi": set(), "se": set()}
+# "Lunch" is Swedish too; "{minutes} min" is how Swedish and Finnish abbreviate minutes as well
+SAME_AS_ENGLISH = {"sv": {"counter.reason.lunch", "counter.queue.waited"}, "fi": {"counter.queue.waited"}, "se": set()}
 
 
 def text(lang: str, msgid: str) -> str:
