@@ -6,6 +6,8 @@ No Kivy here, so the tests can read a whole panel as text without a window. Mess
 
 from __future__ import annotations
 
+from functools import cache
+
 from babel import Locale, UnknownLocaleError
 
 from kiosk import i18n
@@ -21,6 +23,7 @@ def render(item: Text, lang: str) -> str:
     return i18n.translator(item.lang or lang)(item.id, n=item.n, **params)
 
 
+@cache
 def language_line(code: str, staff_lang: str) -> str:
     """The visitor's language named in itself and, when it differs, in the staff's: "Suomi (finska)"."""
     if not code:

@@ -183,9 +183,10 @@ class DisplayApp(App):
     def _pump(self, dt: float = 0) -> None:
         self._woken = False
         self.controller.pump(announce=False)
-        if urgent(self.controller.board(), self.drawn):
+        board = self.controller.board()
+        if urgent(board, self.drawn):
             self.update()
-        elif self._later is None and self.controller.board() != self.drawn:
+        elif self._later is None and board != self.drawn:
             self._later = Clock.schedule_once(self._catch_up, SETTLE_S)
         Clock.schedule_once(lambda dt: self.controller.announce_held(), 0)  # once this frame is drawn
 
