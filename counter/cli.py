@@ -67,4 +67,4 @@ def _schedule_snapshot(app: Any, path: Path, result: dict[str, Any]) -> None:
         written = app.snapshot(path)
         print(f"vuoro counter: panel of counter {app.controller.model.counter_id} written to {written}")
 
-    snapshot_when_synced(app, result, step=step, save=save, offline="the panel offline")
+    snapshot_when_synced(app, result, program="vuoro counter", step=step, save=save, offline="the panel offline")

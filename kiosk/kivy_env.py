@@ -111,7 +111,7 @@ SNAPSHOT_SETTLE_S = 0.3  # then lets the layout settle for a frame or two before
 EXIT_NO_SERVER = 3  # `--snapshot` without a hall server: the picture shows the offline screen, exit 3
 
 
-def snapshot_when_synced(app: Any, result: dict[str, Any], *, step: Any, save: Any, offline: str,
+def snapshot_when_synced(app: Any, result: dict[str, Any], *, program: str, step: Any, save: Any, offline: str,
                          synced_first: Any = None) -> None:
     """Poll (5 Hz, only while waiting to take one picture) until synced or SNAPSHOT_SYNC_S, then settle,
     save, stop the app. `step()` drains the controller and redraws, returning whether it is synced;
@@ -131,7 +131,8 @@ def snapshot_when_synced(app: Any, result: dict[str, Any], *, step: Any, save: A
             return True
         if not synced:
             result["code"] = EXIT_NO_SERVER
-            print(f"no hall server within {SNAPSHOT_SYNC_S:g} s; the snapshot shows {offline}", file=sys.stderr)
+            print(f"{program}: no hall server within {SNAPSHOT_SYNC_S:g} s; the snapshot shows {offline}",
+                  file=sys.stderr)
         elif synced_first is not None:
             synced_first()
         Clock.schedule_once(lambda dt: (save(), app.stop()), SNAPSHOT_SETTLE_S)
