@@ -17,21 +17,13 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
-from kivy.utils import get_color_from_hex
 
-from kiosk.kivy_env import FONT, FONT_BOLD
+from kiosk.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
 
 from .model_types import ActionView, AlertView, Current, ForwardedRow, Header, Input, Msg, Next, QueueRow, Text, msg
 from .texts import clock, language_line, render
 
-RGBA = tuple[float, float, float, float]
 Press = Callable[[Input], None]
-DIGIT_EM = 0.72  # the advance of a DejaVu Sans Bold digit or capital, in font sizes (a little generous)
-
-
-def rgba(value: str, alpha: float = 1.0) -> RGBA:
-    red, green, blue, _ = get_color_from_hex(value)
-    return (red, green, blue, alpha)
 
 
 class Theme:

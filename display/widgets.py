@@ -17,26 +17,18 @@ from kivy.graphics import Color, Line, Mesh, Rectangle, RoundedRectangle
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
-from kivy.utils import get_color_from_hex
 
 from kiosk import i18n
-from kiosk.kivy_env import FONT, FONT_BOLD
+from kiosk.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
 
 from . import arrow
 from .board import CallView, Header, Labels, Notice, QueueView, Text, msg
 
-RGBA = tuple[float, float, float, float]
-DIGIT_EM = 0.72  # the advance of a DejaVu Sans Bold digit or capital, in font sizes (a little generous)
 BACKGROUND, PANEL, TEXT, MUTED, HIGHLIGHT = "#0b1622", "#14233a", "#ffffff", "#a9bbcf", "#ffd23f"
 NONE: RGBA = (0.0, 0.0, 0.0, 0.0)
 COLUMN_UNITS = 71.0  # the middle row's height in hundredths of the window's (header 10, queues 14, gaps)
 CURRENT_ROWS = 5  # at most this many other counters' calls beside the big one
 CURRENT_ROW_U, HISTORY_ROW_U, TITLE_U = 9.0, 6.0, 5.0
-
-
-def rgba(value: str, alpha: float = 1.0) -> RGBA:
-    red, green, blue, _ = get_color_from_hex(value)
-    return (red, green, blue, alpha)
 
 
 def say(item: Text | None, lang: str) -> str:

@@ -23,15 +23,11 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
-from kivy.utils import get_color_from_hex
 
 from . import i18n
 from .controller import KioskController
-from .kivy_env import FONT, FONT_BOLD, flush_each_frame, freeze_start_up, release_memory
+from .kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, flush_each_frame, freeze_start_up, release_memory, rgba
 from .model_types import Button, Screen, Text, Touch
-
-DIGIT_EM = 0.72  # the advance of a DejaVu Sans Bold digit or capital, in font sizes (a little generous)
-RGBA = tuple[float, float, float, float]
 
 
 class Theme:
@@ -41,21 +37,16 @@ class Theme:
         self.unit = height / 100.0 * (1.3 if large_text else 1.0)  # one percent of the screen's height
         self.high_contrast = high_contrast
         if high_contrast:
-            self.background, self.text, self.muted = _rgba("#000000"), _rgba("#ffffff"), _rgba("#ffffff")
-            self.button, self.button_text, self.selected = _rgba("#000000"), _rgba("#ffff00"), _rgba("#ffff00")
-            self.border = _rgba("#ffff00")
+            self.background, self.text, self.muted = rgba("#000000"), rgba("#ffffff"), rgba("#ffffff")
+            self.button, self.button_text, self.selected = rgba("#000000"), rgba("#ffff00"), rgba("#ffff00")
+            self.border = rgba("#ffff00")
         else:
-            self.background, self.text, self.muted = _rgba("#f3f5f8"), _rgba("#14202e"), _rgba("#3b4a5c")
-            self.button, self.button_text, self.selected = _rgba("#14365d"), _rgba("#ffffff"), _rgba("#f2b705")
-            self.border = _rgba("#14365d")
+            self.background, self.text, self.muted = rgba("#f3f5f8"), rgba("#14202e"), rgba("#3b4a5c")
+            self.button, self.button_text, self.selected = rgba("#14365d"), rgba("#ffffff"), rgba("#f2b705")
+            self.border = rgba("#14365d")
 
     def size(self, factor: float) -> float:
         return max(12.0, self.unit * factor)
-
-
-def _rgba(value: str) -> RGBA:
-    red, green, blue, alpha = get_color_from_hex(value)
-    return (red, green, blue, alpha)
 
 
 def text_label(text: str, size: float, colour: RGBA, *, bold: bool = False, halign: str = "center") -> Label:
@@ -190,7 +181,7 @@ class ScreenDrawer:
 
     def topic_button(self, button: Button) -> Widget:
         theme = self.theme
-        colour = _rgba(button.colour or "#14365d")
+        colour = rgba(button.colour or "#14365d")
         compact = self.screen.flags.reach  # two columns: letter above the name, no description
         widget = TouchButton(button, colour, theme.border if theme.high_contrast else None,
                              orientation="vertical" if compact else "horizontal",
@@ -241,7 +232,7 @@ class ScreenDrawer:
         assert ticket is not None
         big = screen.flags.big_number
         self.lines(screen.title, 3.0, colour=theme.muted)
-        number_colour = theme.text if theme.high_contrast else _rgba(ticket.colour)
+        number_colour = theme.text if theme.high_contrast else rgba(ticket.colour)
         width = (self.root.width or Window.width) - 2 * theme.size(3)
         fits = width / (DIGIT_EM * max(1, len(ticket.number)))  # one line, never wrapped or clipped
         number = Label(text=ticket.number, font_name=FONT_BOLD, color=number_colour, size_hint_y=None,

@@ -139,3 +139,15 @@ def snapshot_when_synced(app: Any, result: dict[str, Any], *, program: str, step
         return False
 
     Clock.schedule_interval(check, 0.2)
+
+
+DIGIT_EM = 0.72  # the advance of a DejaVu Sans Bold digit or capital, in font sizes (a little generous)
+RGBA = tuple[float, float, float, float]
+
+
+def rgba(value: str, alpha: float = 1.0) -> RGBA:
+    """A "#rrggbb" colour from the hall file or a theme, as Kivy wants it."""
+    from kivy.utils import get_color_from_hex
+
+    red, green, blue, _ = get_color_from_hex(value)
+    return (red, green, blue, alpha)
