@@ -122,8 +122,12 @@ def describe_ticket(hall: HallConfig, ticket: dict[str, Any], lang: str | None =
     lang = _lang(hall, lang or ticket.get("lang"))
     topic = hall.topics[ticket["topic"]]
     flags = " (priority)" if ticket.get("priority") else ""
+    from kiosk.ticket import wait_range_minutes  # the range exactly as the paper ticket prints it
+
+    span = wait_range_minutes(ticket.get("expected_wait_range_s"))
+    wait = f"{span[0]}-{span[1]} min" if span else f"~{_minutes(ticket['expected_wait_s'])}"
     return (f"{ticket['number']}{flags}  {topic.name[lang]}  [{ticket['lang']}]  issued {_clock(ticket['issued_at'])}, "
-            f"{ticket['ahead']} ahead, expected wait ~{_minutes(ticket['expected_wait_s'])}")
+            f"{ticket['ahead']} ahead, expected wait {wait}")
 
 
 def describe_counter(hall: HallConfig, result: dict[str, Any]) -> str:
