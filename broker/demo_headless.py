@@ -23,6 +23,8 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
+from kiosk.ticket import wait_range_minutes  # as the paper ticket prints it
+
 from . import protocol as p
 from . import stats
 from .client import CommandError, HallClient
@@ -139,7 +141,8 @@ class Script:
                                     priority=visitor.priority)
         ticket = result["ticket"]
         self.by_number[ticket["number"]] = visitor
-        low, high = (round(s / 60) for s in ticket.get("expected_wait_range_s") or (ticket["expected_wait_s"],) * 2)
+        single = round(ticket["expected_wait_s"] / 60)
+        low, high = wait_range_minutes(ticket.get("expected_wait_range_s")) or (single, single)
         priority = ", priority" if ticket["priority"] else ""
         self.line(now, f"{ticket['number']} drawn at {DEMO_KIOSK} ({ticket['lang']}{priority}): "
                        f"{self.name(self.hall.topics[visitor.topic].name)}, {ticket['ahead']} ahead, "
