@@ -1,10 +1,12 @@
-"""Latency and throughput of the hall server against the embedded broker (amqtt) and Mosquitto.
+"""Latency and throughput of the hall server on each broker it can run on.
 
-Run: `.venv/bin/python bench/hall_bench.py [--quick]`. Everything runs on 127.0.0.1 in temporary
-directories: a private Mosquitto on a free port, and `vuoro server` as a real process with a fresh
-database per broker. For the embedded case the server starts its own amqtt broker
-(`--listen 127.0.0.1:PORT`), exactly as a hall runs without `--broker`: the broker then shares the
-server's process and GIL, which is what an embedded hall pays.
+Run: `.venv/bin/python bench/hall_bench.py [--quick] [--broker default|amqtt|mosquitto]`. Everything runs on
+127.0.0.1 in temporary directories, `vuoro server` as a real process with a fresh database per broker:
+- default: `vuoro server --listen 127.0.0.1:PORT`, exactly as a hall runs without `--broker`: the server
+  starts its own private Mosquitto (broker/private_mosquitto.py), or amqtt if no mosquitto is installed;
+- amqtt: the same with VUORO_EMBEDDED_BROKER=amqtt, the fallback, in the server's process and GIL;
+- mosquitto: `vuoro server --broker` on a Mosquitto the bench starts (the test config), as a hall with its
+  own system Mosquitto runs.
 
 The script stops by itself: every wait has a timeout and a watchdog kills what it started.
 """
@@ -477,6 +479,7 @@ class Result:
     hwm_kib: int | None = None
     cpu: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    default_kind: str = ""  # for `default`: the broker the server chose
 
     @property
     def floor_s(self) -> float:
@@ -494,8 +497,28 @@ def temp_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def child_processes(pid: int) -> dict[int, str]:
+    """pid -> command name of the running children of a process."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if entry.name.isdigit():
+                comm, _, rest = (entry / "stat").read_text().partition(") ")
+                state, ppid = rest.split()[:2]
+                if int(ppid) == pid and state != "Z":
+                    found[int(entry.name)] = comm.partition(" (")[2]
+    return found
+
+
+DEFAULT_TARGET = 2000  # durable issues/s on the broker a hall gets without --broker
+SETUPS = {"default": "`vuoro server --listen` -> the broker it starts itself (the default)",
+          "amqtt": "`vuoro server --listen` with VUORO_EMBEDDED_BROKER=amqtt: the fallback, in the server's process",
+          "mosquitto": "`vuoro server --broker` -> a Mosquitto of the bench's (set_tcp_nodelay true)"}
+
+
 def start_server(kind: str, work: Path, hall: Path) -> tuple[ServerProcess, BrokerAddress, int | None, float]:
-    """Start the broker (Mosquitto) and the server; returns server, broker address, broker pid, ready time."""
+    """Start the broker (Mosquitto) and the server; returns server, broker address, broker pid, ready time.
+    For `default` the broker pid is the server's mosquitto child, None when it fell back to amqtt."""
     broker_pid: int | None = None
     if kind == "mosquitto":
         mosquitto = MosquittoBroker()
@@ -505,8 +528,8 @@ def start_server(kind: str, work: Path, hall: Path) -> tuple[ServerProcess, Brok
         address, broker_pid = mosquitto.address, mosquitto.proc.pid
         server = ServerProcess(work / "hall.sqlite", address, hall=hall)
     else:
-        server = ServerProcess(work / "hall.sqlite", None, hall=hall,
-                               extra=["--listen", f"127.0.0.1:{free_port()}"])
+        server = ServerProcess(work / "hall.sqlite", None, hall=hall, extra=["--listen", f"127.0.0.1:{free_port()}"],
+                               env={"VUORO_EMBEDDED_BROKER": "amqtt" if kind == "amqtt" else ""})
     JANITOR.add(server.stop)
     started = time.perf_counter()
     server.start(timeout=30)
@@ -516,16 +539,23 @@ def start_server(kind: str, work: Path, hall: Path) -> tuple[ServerProcess, Brok
         if found is None:
             raise RuntimeError(f"no broker URL in the ready line: {server.ready_line!r}")
         address = BrokerAddress.parse(found.group(1))
+    if kind == "default":
+        assert server.proc is not None
+        broker_pid = next((pid for pid, name in child_processes(server.proc.pid).items() if name == "mosquitto"),
+                          None)
     return server, address, broker_pid, ready_s
 
 
 def run_broker(kind: str, settings: Settings, hall: Path, load_topics: list[str], work: Path,
                profile: Path | None) -> Result:
-    result = Result(kind, "embedded amqtt inside `vuoro server --listen`" if kind == "amqtt"
-                    else "`vuoro server --broker` -> private mosquitto (set_tcp_nodelay true)")
+    result = Result(kind, SETUPS[kind])
     print(f"{kind}: starting", flush=True)
     server, address, broker_pid, result.ready_s = start_server(kind, work, hall)
     assert server.proc is not None
+    if kind == "default":
+        result.setup += (f": a private Mosquitto (pid {broker_pid})" if broker_pid else
+                         ": amqtt, the fallback (no mosquitto binary here)")
+        result.default_kind = "mosquitto" if broker_pid else "amqtt"
     print(f"{kind}: server ready in {result.ready_s * 1000:.0f} ms on {address.url}; floor", flush=True)
     result.hop = measure_hop(address, settings.hop_samples)
     result.commit = measure_commit(work, settings.commit_samples)
@@ -656,6 +686,11 @@ def checks(results: list[Result]) -> list[tuple[str, bool]]:
                       r.rss_kib is not None and r.rss_kib <= 90 * 1024))
         found.append((f"{r.broker}: ticket.issued rows == ok replies ({r.issued_rows} / {r.issued_ok})",
                       r.issued_rows == r.issued_ok))
+        if r.broker == "default":
+            found.append((f"default ({r.default_kind}): {r.load.rate:,.0f} durable issues/s >= {DEFAULT_TARGET:,}",
+                          r.load.rate >= DEFAULT_TARGET))
+            found.append((f"default ({r.default_kind}): {r.load.strays} messages to kiosks on topics they did not "
+                          "subscribe to == 0", r.load.strays == 0))
         if r.broker == "mosquitto":
             found.append((f"mosquitto: {r.load.rate:,.0f} durable issues/s >= 3,000", r.load.rate >= 3000))
             found.append((f"mosquitto: ready {r.ready_s * 1000:.0f} ms after spawn with --broker < 1 s",
@@ -672,8 +707,11 @@ def print_checks(results: list[Result]) -> bool:
     for r in results:
         other = r.cpu.get("other processes", 0.0)
         if other > BUSY_CORES:
+            server_s = r.cpu.get("server", math.nan) / r.load.rate if r.load.rate else math.nan
             print(f"   NOTE  {r.broker}: other processes used {other:.2f} cores during the load; this machine has "
-                  f"{len(os.sched_getaffinity(0))}: throughput and latency are understated, compare CPU per issue")
+                  f"{len(os.sched_getaffinity(0))}: throughput and latency are understated, compare CPU per issue "
+                  f"(the server's {server_s * 1e6:.0f} us per issue is {1 / server_s:,.0f} issues/s on a core of "
+                  "its own)")
     return passed
 
 
@@ -683,8 +721,8 @@ def print_checks(results: list[Result]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: done in well under a minute")
-    parser.add_argument("--broker", choices=["amqtt", "mosquitto"], action="append",
-                        help="only this broker (repeatable; default both)")
+    parser.add_argument("--broker", choices=list(SETUPS), action="append",
+                        help="only this broker (repeatable; default all three)")
     parser.add_argument("--issues", type=int, metavar="N", help="issues in the load test (default 20000; quick 3000)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="record the server under load with py-spy (raw stacks) into DIR/server-BROKER.txt")
@@ -709,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"a day); load spread over {len(load_topics)} topics, {settings.load_clients} kiosks x "
                   f"window {settings.load_window}\n", flush=True)
             results = [bench_broker(kind, settings, hall, load_topics, args.profile) for kind in args.broker or
-                       ["amqtt", "mosquitto"]]
+                       list(SETUPS)]
             print_table(results)
             passed = print_checks(results)
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 # Sourced by bin/demo and bin/test: a virtualenv with Vuoro in it, made on first use.
-# Usage: bootstrap [dev]   (dev adds the test tools and the mosquitto binary)
+# Usage: bootstrap [dev][,ui]   (every use installs the mosquitto binary: `vuoro server` and `vuoro demo` run
+# their own private Mosquitto; dev adds the test tools, ui what the Kivy windows need)
 set -euo pipefail
 VUORO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VUORO_VENV:-$VUORO_ROOT/.venv}"
@@ -53,8 +54,14 @@ bootstrap() {
         "$VENV/bin/python" -m pip install -q -e "$VUORO_ROOT${all:+[$all]}" >&2
         printf '%s\n%s\n' "$hash" "$all" > "$stamp"
     fi
-    if [[ "$extra" == *dev* ]] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
-        _apt_install mosquitto
+    if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+        # the hall's default broker (amqtt, the fallback without it, misroutes retained messages). The Debian
+        # package also starts a system service on localhost:1883: harmless, a hall server then takes a free port
+        if [[ "$extra" == *dev* ]]; then
+            _apt_install mosquitto  # the tests run on it
+        else
+            _apt_install mosquitto || echo "vuoro: could not install mosquitto; the slower amqtt broker stands in" >&2
+        fi
     fi
     if [[ "$extra" == *ui* ]]; then
         # Kivy's windows (also SDL's offscreen driver in the tests) need Mesa's GL; mtdev for touch screens;

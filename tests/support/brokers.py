@@ -13,8 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from broker.embedded import EmbeddedBroker, port_is_free
+from broker.embedded import EmbeddedBroker, make_embedded, port_is_free
 from broker.mqtt import BrokerAddress
+from broker.private_mosquitto import mosquitto_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_HALL = ROOT / "assets" / "halls" / "demo.toml"
@@ -60,11 +61,6 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
         except OSError:
             time.sleep(0.02)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
-
-
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
 
 
 class _TestBroker:
@@ -147,17 +143,19 @@ class MosquittoBroker(_TestBroker):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class AmqttBroker(_TestBroker):
-    """The embedded broker, run in this process on a free port; restartable on the same port."""
+class HallOwnBroker(_TestBroker):
+    """A broker as `vuoro server` starts it without --broker (broker/embedded.py), started from this process on
+    a free port; restartable on the same port. `kind` picks it ("mosquitto", the default, or "amqtt", the
+    fallback); `persistence` is a private Mosquitto's session file."""
 
-    kind = "amqtt"
-
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, kind: str = "mosquitto", port: int | None = None, *, persistence: Path | None = None) -> None:
+        self.kind = kind
         self.port = port or free_port()
+        self.persistence = persistence
         self.broker: EmbeddedBroker | None = None
 
-    def start(self) -> AmqttBroker:
-        self.broker = EmbeddedBroker("127.0.0.1", self.port)
+    def start(self) -> HallOwnBroker:
+        self.broker = make_embedded("127.0.0.1", self.port, kind=self.kind, persistence=self.persistence)
         self.broker.start()
         return self
 
@@ -167,12 +165,24 @@ class AmqttBroker(_TestBroker):
         self.broker = None
 
 
+class AmqttBroker(HallOwnBroker):
+    """The amqtt fallback broker, run in this process on a free port; restartable on the same port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__("amqtt", port)
+
+    def start(self) -> AmqttBroker:
+        super().start()
+        return self
+
+
 class ServerProcess:
     """`vuoro server` as a real process, as IT would run it."""
 
     def __init__(self, db: Path, broker: BrokerAddress | None = None, *, hall: Path = DEMO_HALL,
-                 always_open: bool = True, extra: list[str] | None = None) -> None:
+                 always_open: bool = True, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.db, self.broker, self.hall = db, broker, hall
+        self.env = env or {}
         self.args = [sys.executable, "-m", "broker.cli", "server", "--hall", str(hall), "--db", str(db)]
         if broker is not None:
             self.args += ["--broker", broker.url]
@@ -184,7 +194,7 @@ class ServerProcess:
         self.log = db.with_suffix(".server.log")
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=open(self.log, "a"),  # noqa: SIM115
                                      text=True, cwd=ROOT, env=env)
         deadline = time.monotonic() + timeout
