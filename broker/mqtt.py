@@ -81,6 +81,22 @@ class BrokerAddress:
 Handler = Callable[[str, bytes, bool], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message handed over by a link with manual acknowledgement: the broker counts it as delivered only
+    once its owner passes it to `MqttLink.ack`, so what the owner has not yet made safe comes again."""
+
+    topic: str
+    payload: bytes
+    retained: bool
+    qos: int
+    mid: int  # the packet id its PUBACK names
+    connection: int  # the connection it came on: a packet id means nothing on another connection
+
+
+DeliveryHandler = Callable[[Delivery], None]
+
+
 def session_client_id(client_id: str, address: BrokerAddress) -> str:
     """A persistent session's client id, made unguessable when the link logs in with a password.
 
@@ -171,18 +187,29 @@ class _ReadAheadClient(mqtt.Client):
 
 
 class MqttLink:
-    """A paho client with our defaults; `on_message(topic, payload, retained)` runs on paho's thread."""
+    """A paho client with our defaults; `on_message(topic, payload, retained)` runs on paho's thread.
+
+    With `on_delivery` instead, the link acknowledges nothing by itself: each message comes as a
+    `Delivery`, and a QoS 1 message stays unacknowledged (the broker sends it again after a reconnect)
+    until the owner calls `ack(delivery)`, which it does once the message is safe (committed).
+    """
 
     def __init__(self, address: BrokerAddress, client_id: str, *, version: str = "3.1.1",
                  will: tuple[str, Mapping[str, Any]] | None = None, persistent: bool = False,
                  subscriptions: Iterable[str] = (), on_message: Handler | None = None,
+                 on_delivery: DeliveryHandler | None = None,
                  on_connected: Callable[[], None] | None = None,
                  on_disconnected: Callable[[], None] | None = None, driven: bool = False) -> None:
         if version not in VERSIONS:
             raise ValueError(f"MQTT version must be one of {', '.join(VERSIONS)}")
+        if on_message is not None and on_delivery is not None:
+            raise ValueError("give on_message (acknowledged on arrival) or on_delivery (acknowledged by ack()), "
+                             "not both")
         self.address, self.version = address, version
         self.subscriptions = list(subscriptions)
         self.on_message = on_message
+        self.on_delivery = on_delivery
+        self._connection = 0  # counts sockets opened, so that an ack never crosses to a newer connection
         self.on_connected = on_connected
         self.on_disconnected = on_disconnected
         self._persistent = persistent
@@ -202,13 +229,14 @@ class MqttLink:
             clean_session=(not persistent) if protocol == mqtt.MQTTv311 else None)
         self.client.max_inflight_messages_set(0)  # no limit: with one, paho rescans every pending message per ack
         self.client.max_queued_messages_set(0)
+        self.client.manual_ack_set(on_delivery is not None)
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         if address.username:
             self.client.username_pw_set(address.username, address.password)
         configure_tls(self.client, address)
         if will is not None:
             self.client.will_set(will[0], p.encode(will[1]), qos=1, retain=True)
-        self.client.on_socket_open = _nodelay
+        self.client.on_socket_open = self._on_socket_open
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -323,7 +351,23 @@ class MqttLink:
         body = payload if isinstance(payload, bytes | bytearray) else p.encode(payload)
         return self.client.publish(topic, body, qos=qos, retain=retain)
 
+    def ack(self, delivery: Delivery) -> bool:
+        """Tell the broker a QoS 1 message is safe; a driven link sends it with its next `flush`.
+
+        False when the connection it came on is gone: the broker sends the message again on the next
+        one (the session persists), and a PUBACK with its old packet id could confirm a different message.
+        """
+        if delivery.qos == 0:
+            return True
+        if delivery.connection != self._connection or self.client.socket() is None:
+            return False
+        return self.client.ack(delivery.mid, delivery.qos) == mqtt.MQTT_ERR_SUCCESS
+
     # ------------------------------------------------------------ paho callbacks
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._connection += 1
+        _nodelay(client, userdata, sock)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
@@ -363,12 +407,20 @@ class MqttLink:
                 self.on_disconnected()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        if self.on_message is None:
-            return
+        delivery = Delivery("", bytes(message.payload), bool(message.retain), message.qos, message.mid,
+                            self._connection)
         try:
-            self.on_message(message.topic, bytes(message.payload), bool(message.retain))
+            delivery = replace(delivery, topic=message.topic)  # paho decodes the topic only when asked
+            if self.on_delivery is not None:
+                self.on_delivery(delivery)
+            elif self.on_message is not None:
+                self.on_message(delivery.topic, delivery.payload, delivery.retained)
         except Exception:
-            log.exception("handler failed for a message on %s", message.topic)
+            log.exception("handler failed for a message on %r", delivery.topic or "(a topic that is not UTF-8)")
+            if self.on_delivery is not None:
+                # left unacknowledged it would hold one of the broker's in-flight slots until the next
+                # reconnect and then fail again: acknowledged, as paho does on arrival
+                self.ack(delivery)
 
 
 def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:

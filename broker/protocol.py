@@ -8,6 +8,7 @@ Nothing here needs MQTT 5: reply topics are fixed per device, so 3.1.1 brokers w
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,6 +25,13 @@ HALL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # the hall's segment of 
 COMMAND_ID_MAX = 64
 NOTE_MAX = 200
 REASON_MAX = 100
+
+# Limits of what decode_object accepts, besides the hall's byte limit. Our payloads are flat (a command is one
+# level, state a few), so a deep nest or a number no hall ever counts to is an attack or a bug, and is refused
+# before it costs anything: Python's own limits (recursion, 4,300-digit ints) would raise where no one catches.
+JSON_DEPTH_MAX = 16
+INT_DIGITS_MAX = 19  # a signed 64-bit integer
+FLOAT_CHARS_MAX = 40  # repr() of any finite double fits in 24
 
 OUTCOMES = ("resolved", "handed_on")
 
@@ -85,6 +93,8 @@ class Err:
     TOO_FEW_RECALLS = "too_few_recalls"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    STORAGE_FULL = "storage_full"  # the command could not be kept: the server's disk is full; nothing was done
+    STORAGE_FAILED = "storage_failed"  # the command could not be kept: the database is read-only or failing
 
 
 class ProtocolError(Exception):
@@ -99,9 +109,12 @@ class ProtocolError(Exception):
 
 # ---------------------------------------------------------------- ticket numbers
 
-def format_number(letter: str, n: int) -> str:
-    """The one formatter of a ticket number (A001...): kiosk, counter and display all use it."""
-    return f"{letter}{n:03d}"
+def format_number(letter: str, n: int, digits: int = 3) -> str:
+    """The one formatter of a ticket number (A001..., or A0001... in a hall whose rules say "four-digits"):
+    every number of a hall has the same width all day, so tickets and displays never change layout."""
+    if not 1 <= n < 10 ** digits:
+        raise ValueError(f"ticket number {n} does not fit {digits} digits")
+    return f"{letter}{n:0{digits}d}"
 
 
 def spoken_number(number: str) -> str:
@@ -245,28 +258,112 @@ def _checked(role: str, device: str) -> str:
 # ---------------------------------------------------------------- payloads
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:
-    return _ENCODER.encode(payload).encode("utf-8")
+    """UTF-8 JSON. A lone surrogate cannot be UTF-8: decode_object refuses them, and should one come from
+    elsewhere, the payload goes out as ASCII JSON (\\udXXX escapes) rather than fail where no one answers."""
+    text = _ENCODER.encode(payload)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _ASCII_ENCODER.encode(payload).encode("ascii")
+
+
+class _Refused(Exception):
+    """Raised inside the JSON parser's hooks: the payload breaks a limit (message says which)."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > INT_DIGITS_MAX:
+        raise _Refused(f"a number of {len(text.lstrip('-'))} digits; the limit is {INT_DIGITS_MAX}")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text) if len(text) <= FLOAT_CHARS_MAX else math.inf
+    if not math.isfinite(value):
+        raise _Refused(f"the number {text[:FLOAT_CHARS_MAX]}{'...' if len(text) > FLOAT_CHARS_MAX else ''} "
+                       "is too large or too long")
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Refused(f"{text} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+
+
+def _clean_text(value: str) -> bool:
+    return _SURROGATE_RE.search(value) is None
+
+
+def _limit_problem(value: Any, depth: int) -> tuple[str, str] | None:
+    """(error code, what is wrong) when a decoded value breaks a limit (depth, lone surrogates), else None.
+    No recursion: the depth is what is being checked."""
+    stack: list[tuple[Any, int]] = [(value, depth)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, str):
+            if not _clean_text(item):
+                return Err.BAD_FIELD, "holds a lone surrogate (\\ud800-\\udfff): not Unicode text"
+        elif isinstance(item, (dict, list)):
+            if level > JSON_DEPTH_MAX:
+                return Err.BAD_JSON, f"is nested deeper than {JSON_DEPTH_MAX} levels"
+            if isinstance(item, dict):
+                for key, inner in item.items():
+                    if not _clean_text(key):
+                        return Err.BAD_FIELD, "has a key with a lone surrogate (\\ud800-\\udfff): not Unicode text"
+                    stack.append((inner, level + 1))
+            else:
+                stack.extend((inner, level + 1) for inner in item)
+    return None
+
+
+def readable_id(data: Mapping[str, Any]) -> str | None:
+    """The command id of a decoded payload when it can be echoed in a reply, else None."""
+    command_id = data.get("id")
+    if isinstance(command_id, str) and 0 < len(command_id) <= COMMAND_ID_MAX and _clean_text(command_id):
+        return command_id
+    return None
 
 
 def decode_object(raw: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:
-    """JSON object of version 1, or ProtocolError. The size check comes first: no parsing a flood."""
+    """JSON object of version 1, or ProtocolError. The size check comes first: no parsing a flood.
+
+    Every limit is checked here, so that whatever is accepted can be handled and encoded again: bad_json for
+    what cannot be read at all (not UTF-8, not JSON, too deep, a number out of range), bad_field naming the
+    field for a string that is not Unicode text (a lone surrogate), with the command id when it can be read.
+    """
     if len(raw) > max_bytes:
         raise ProtocolError(Err.TOO_LARGE, f"payload of {len(raw)} bytes; the limit is {max_bytes}")
     try:
-        data = json.loads(bytes(raw).decode("utf-8"))
+        data = _DECODER.decode(bytes(raw).decode("utf-8"))
     except UnicodeDecodeError:
         raise ProtocolError(Err.BAD_JSON, "payload is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ProtocolError(Err.BAD_JSON, f"payload is not JSON: {exc.msg} at {exc.pos}") from None
+    except _Refused as exc:
+        raise ProtocolError(Err.BAD_JSON, f"payload refused: {exc}") from None
+    except RecursionError:  # a second line: the depth limit below is far lower than Python's
+        raise ProtocolError(Err.BAD_JSON, f"payload is nested deeper than {JSON_DEPTH_MAX} levels") from None
     if not isinstance(data, dict):
         raise ProtocolError(Err.BAD_JSON, f"payload must be a JSON object, got {type(data).__name__}")
+    command_id = readable_id(data)
+    for key, value in data.items():
+        if not _clean_text(key):
+            name = key.encode("utf-8", "backslashreplace").decode("ascii")
+            raise ProtocolError(Err.BAD_FIELD, f'"{name}" is a key that is not Unicode text (a lone surrogate)',
+                                command_id=command_id)
+        problem = _limit_problem(value, 2)  # the object itself is level 1
+        if problem:
+            raise ProtocolError(problem[0], f'"{key}" {problem[1]}', command_id=command_id)
     version = data.get("v")
-    command_id = data.get("id") if isinstance(data.get("id"), str) else None
     if type(version) is not int or version != VERSION:
-        raise ProtocolError(Err.BAD_VERSION, f"protocol version {version!r} is not supported; this is v{VERSION}",
+        raise ProtocolError(Err.BAD_VERSION, f"protocol version {_shown(version)} is not supported; this is v{VERSION}",
                             command_id=command_id)
     return data
 
@@ -292,7 +389,7 @@ def _boolean(value: Any) -> str | None:
 
 def _one_of(choices: tuple[str, ...]) -> FieldCheck:
     def check(value: Any) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
+        return None if value in choices else f"must be one of {', '.join(choices)}; got {_shown(value)}"
     return check
 
 
@@ -356,14 +453,14 @@ def parse_command(raw: bytes | bytearray, role: str, device: str, *, hall: str, 
     if not isinstance(command_id, str) or not 0 < len(command_id) <= COMMAND_ID_MAX:
         raise ProtocolError(Err.BAD_REQUEST, f'"id" must be a string of 1-{COMMAND_ID_MAX} characters')
     if "hall" in data and data["hall"] != hall:
-        raise ProtocolError(Err.WRONG_HALL, f"this is hall {hall!r}, not {data['hall']!r}", command_id=command_id)
+        raise ProtocolError(Err.WRONG_HALL, f"this is hall {hall!r}, not {_shown(data['hall'])}", command_id=command_id)
     op = data.get("op")
     ops = OPS.get(role, {})
     if not isinstance(op, str) or op not in ops:
-        raise ProtocolError(Err.UNKNOWN_OP, f"op {op!r} is not a {role} command (known: {', '.join(ops)})",
+        raise ProtocolError(Err.UNKNOWN_OP, f"op {_shown(op)} is not a {role} command (known: {', '.join(ops)})",
                             command_id=command_id)
     if role == "counter" and "counter" in data and op != "forward" and data["counter"] != device:
-        raise ProtocolError(Err.WRONG_DEVICE, f"counter {device!r} cannot act as counter {data['counter']!r}",
+        raise ProtocolError(Err.WRONG_DEVICE, f"counter {device!r} cannot act as counter {_shown(data['counter'])}",
                             command_id=command_id)
     spec = ops[op]
     args: dict[str, Any] = {}
@@ -418,6 +515,12 @@ def state_payload(seq: int, **fields: Any) -> dict[str, Any]:
 
 def presence_payload(status: str, **fields: Any) -> dict[str, Any]:
     return {"v": VERSION, "status": status, **fields}
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: short, whatever a device sent."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _json_kind(value: Any) -> str:

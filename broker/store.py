@@ -3,13 +3,20 @@
 A reply leaves the server only after the events it reports and the command's id are
 committed together (WAL, synchronous FULL), so a crash can lose an unacknowledged
 command but never an acknowledged ticket, and a redelivered command finds its reply.
+
+What the disk or SQLite refuses comes out as one of two exceptions: StorageFault when it may
+pass (a full disk, a read-only or failing one: the server answers storage_full/storage_failed
+and tries again), StoreError when a person must decide (another hall's log, a corrupt file).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,10 @@ from typing import Any
 from . import protocol as p
 
 SCHEMA_VERSION = 1
+# How long a write waits for another program's write lock (SQLite's busy timeout). The server is the log's only
+# writer, so a lock held longer is a second writer or a stuck tool: better refused (storage_failed, retried)
+# than the whole hall server held up.
+BUSY_S = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,6 +61,62 @@ class StoreError(RuntimeError):
     """The database cannot be used for this hall; str() tells IT what to do."""
 
 
+FULL = "full"  # the disk (or the database's own size limit) is full
+FAILED = "failed"  # read-only, an I/O error, locked by another program, or a corrupt page met while running
+
+# SQLite's primary result codes (the low byte of an extended code) that a person must act on before this log
+# can be opened at all: no waiting helps.
+_CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_FULL_CODES = {sqlite3.SQLITE_FULL}
+
+
+class StorageFault(StoreError):
+    """The disk or the database refused a read or write that may work later: nothing of it was kept.
+
+    `kind` is FULL or FAILED, the word the server's presence and error code carry.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path if path.is_dir() else path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def fault_of(exc: sqlite3.Error | OSError, path: Path, doing: str) -> StoreError:
+    """The exception to raise for what SQLite or the OS said while `doing` something with the log at `path`."""
+    if _read_only_mount(path):  # SQLite says only "unable to open" or "readonly": name the cause
+        return StorageFault(FAILED, f"cannot {doing} {path}: its file system is mounted read-only ({exc}); "
+                            "remount it read-write")
+    if isinstance(exc, OSError):
+        kind = FULL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else FAILED
+        return StorageFault(kind, f"cannot {doing} {path}: {exc.strerror or exc}")
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    if primary in _FULL_CODES or "full" in str(exc):
+        return StorageFault(FULL, f"cannot {doing} {path}: the disk is full ({exc}); free some space")
+    if primary in _CORRUPT_CODES or (primary is None and "malformed" in str(exc)):
+        return StorageFault(FAILED, f"cannot {doing} {path}: the database is damaged ({exc}); restore it from a "
+                            "backup, or move it away to start a new log")
+    if primary == sqlite3.SQLITE_CONSTRAINT:  # a seq or command id that is already there: two writers, or a bug
+        return StoreError(f"cannot {doing} {path}: {exc}; is another hall server writing this log?")
+    if primary == sqlite3.SQLITE_READONLY:
+        return StorageFault(FAILED, f"cannot {doing} {path}: the database is read-only ({exc}); check the "
+                            "file's permissions and that its file system is mounted read-write")
+    return StorageFault(FAILED, f"cannot {doing} {path}: {exc}")
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in _CORRUPT_CODES) or "malformed" in str(exc) \
+        or "not a database" in str(exc)
+
+
 @dataclass(frozen=True)
 class CommandRecord:
     role: str
@@ -59,17 +126,41 @@ class CommandRecord:
 
 
 class Store:
+    """Raises StoreError when this file cannot be this hall's log, StorageFault when the disk refuses now."""
+
     def __init__(self, path: str | Path, hall_id: str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._probes = 0
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fault_of(exc, self.path.parent, "create the folder of") from None
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_S)
+        except sqlite3.Error as exc:
+            raise fault_of(exc, self.path, "open") from None
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable Vuoro database ({exc})") from None
-        self._check_meta(hall_id)
+            self._check_meta(hall_id)
+        except sqlite3.Error as exc:
+            self.db.close()
+            if is_corrupt(exc):
+                raise StoreError(f"{self.path}: not a usable Vuoro database ({exc}); restore it from a backup, "
+                                 "or move it away to start a new log") from None
+            raise fault_of(exc, self.path, "open") from None
+        except StoreError:
+            self.db.close()
+            raise
+
+    @contextmanager
+    def _faults(self, doing: str) -> Iterator[None]:
+        """SQLite's and the OS's errors as StorageFault or StoreError, saying what was being done."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise fault_of(exc, self.path, doing) from None
 
     def _check_meta(self, hall_id: str) -> None:
         meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -90,17 +181,26 @@ class Store:
     # ------------------------------------------------------------ reading
 
     def last_seq(self) -> int:
-        row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
+        with self._faults("read"):
+            row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
     def replay_start(self) -> int:
         """The seq to replay from: the last day.started (earlier days are closed and need no state)."""
-        row = self.db.execute("SELECT MAX(seq) FROM events WHERE type = 'day.started'").fetchone()
+        with self._faults("read"):
+            row = self.db.execute("SELECT MAX(seq) FROM events WHERE type = 'day.started'").fetchone()
         return int(row[0] or 1)
 
     def events(self, from_seq: int = 1) -> Iterator[p.Event]:
-        cursor = self.db.execute("SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq", (from_seq,))
-        for seq, body in cursor:
+        with self._faults("read the events of"):
+            cursor = self.db.execute("SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq", (from_seq,))
+            rows = iter(cursor)
+        while True:
+            with self._faults("read the events of"):
+                row = next(rows, None)
+            if row is None:
+                return
+            seq, body = row
             try:
                 yield p.Event.from_payload(json.loads(body))
             except (ValueError, KeyError, TypeError) as exc:
@@ -108,8 +208,9 @@ class Store:
                                  f"({type(exc).__name__}: {exc}); this log cannot be replayed") from None
 
     def reply_for(self, role: str, device: str, command_id: str) -> bytes | None:
-        row = self.db.execute("SELECT reply FROM commands WHERE role = ? AND device = ? AND id = ?",
-                              (role, device, command_id)).fetchone()
+        with self._faults("read"):
+            row = self.db.execute("SELECT reply FROM commands WHERE role = ? AND device = ? AND id = ?",
+                                  (role, device, command_id)).fetchone()
         return None if row is None else str(row[0]).encode("utf-8")
 
     # ------------------------------------------------------------ writing
@@ -119,14 +220,23 @@ class Store:
 
         Events come with their encoded MQTT payload, which is what the log keeps: encoded once, the
         same bytes are written here and published after the commit.
+
+        Raises StorageFault (nothing of it kept: the transaction is rolled back) or StoreError.
         """
-        with self.transaction():
+        with self._faults("write to"), self.transaction():
             self.db.executemany("INSERT INTO events (seq, at, type, body) VALUES (?, ?, ?, ?)",
                                 [(e.seq, e.at, e.type, body.decode("utf-8")) for e, body in events])
             self.db.executemany(
                 "INSERT INTO commands (role, device, id, seq, reply) VALUES (?, ?, ?, "
                 "(SELECT COALESCE(MAX(seq), 0) FROM events), ?)",
                 [(c.role, c.device, c.id, c.reply.decode("utf-8")) for c in commands])
+
+    def probe(self) -> None:
+        """Commit one small write: whether the disk takes writes again (StorageFault if not). A small write
+        can pass where a big one fails; the caller learns that from the commit that follows."""
+        self._probes += 1
+        with self._faults("write to"), self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('written', ?)", (str(self._probes),))
 
     # ------------------------------------------------------------ days, daily figures and the purge
 
@@ -162,6 +272,12 @@ class Store:
         and written in the same transaction that deletes the day's events and command replies, so a
         day is either whole in the log or kept as figures, never lost. Returns the days purged.
         """
+        with self._faults("purge old days from"):
+            return self._purge_before(first_kept, summarise, limit)
+
+    def _purge_before(self, first_kept: str, summarise: Callable[[list[p.Event]], Mapping[tuple[str, str, str, int],
+                                                                                          dict[str, Any]]],
+                      limit: int | None) -> list[str]:
         days = self.days()
         purged: list[str] = []
         for day, first, last in days[:-1]:
@@ -179,8 +295,9 @@ class Store:
 
     def command_keys(self, from_seq: int) -> set[tuple[str, str, str]]:
         """Ids of the commands processed since from_seq: the ones a device may still resend."""
-        rows = self.db.execute("SELECT role, device, id FROM commands WHERE seq >= ?", (from_seq - 1,))
-        return {(role, device, command_id) for role, device, command_id in rows}
+        with self._faults("read"):
+            rows = self.db.execute("SELECT role, device, id FROM commands WHERE seq >= ?", (from_seq - 1,))
+            return {(role, device, command_id) for role, device, command_id in rows}
 
     def close(self) -> None:
         self.db.close()
@@ -194,4 +311,18 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error:  # a full disk can refuse the commit itself: then nothing of it may stay
+                self._rollback()
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        """Roll back if SQLite has not already (it does by itself on some errors, e.g. a full disk);
+        a failing rollback must not hide the error that caused it."""
+        if self.db.in_transaction:
+            with suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")

@@ -392,3 +392,49 @@ def test_error_codes_are_distinct_short_words() -> None:
     codes = [v for k, v in vars(Err).items() if k.isupper()]
     assert len(codes) == len(set(codes))
     assert all(c.replace("_", "").isalpha() and c.islower() for c in codes)
+
+
+# ---------------------------------------------------------------- the decoder's limits, at their edges
+
+def _ping(extra: str) -> bytes:
+    return ('{"v":1,"id":"e1","op":"ping","x":' + extra + "}").encode()
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    return p.decode_object(raw, max_bytes=65536)
+
+
+def test_nesting_is_allowed_to_the_limit_and_refused_past_it() -> None:
+    inner = p.JSON_DEPTH_MAX - 1  # the object itself is the first level
+    assert _decode(_ping("[" * inner + "]" * inner))["id"] == "e1"
+    with pytest.raises(ProtocolError, match=f"nested deeper than {p.JSON_DEPTH_MAX}") as deep:
+        _decode(_ping("[" * (inner + 1) + "]" * (inner + 1)))
+    assert deep.value.code == Err.BAD_JSON and deep.value.command_id == "e1"
+
+
+def test_numbers_are_allowed_to_their_limits_and_refused_past_them() -> None:
+    most = "9" * p.INT_DIGITS_MAX
+    assert _decode(_ping("-" + most))["x"] == -int(most)
+    assert _decode(_ping(repr(1.7976931348623157e308)))["x"] == 1.7976931348623157e308
+    for refused in (most + "9", "1e309", "-1e309", "NaN", "Infinity", "-Infinity", "0." + "1" * p.FLOAT_CHARS_MAX):
+        with pytest.raises(ProtocolError) as exc:
+            _decode(_ping(refused))
+        assert exc.value.code == Err.BAD_JSON, refused
+
+
+def test_a_lone_surrogate_is_refused_but_an_escaped_pair_is_text() -> None:
+    assert _decode(_ping('"\\ud83d\\ude00"'))["x"] == "\U0001F600"
+    with pytest.raises(ProtocolError) as lone:
+        _decode(_ping('"\\ud83d"'))
+    assert lone.value.code == Err.BAD_FIELD and '"x"' in lone.value.message and lone.value.command_id == "e1"
+
+
+def test_storage_error_codes_exist_and_are_words() -> None:
+    assert (Err.STORAGE_FULL, Err.STORAGE_FAILED, Err.INTERNAL) == ("storage_full", "storage_failed", "internal")
+
+
+def test_refusals_quote_what_was_sent_briefly() -> None:
+    with pytest.raises(ProtocolError) as refused:
+        p.parse_command(('{"v":1,"id":"q","op":"' + "z" * 5000 + '"}').encode(), "kiosk", "K1", hall="kvarnby",
+                        max_bytes=65536)
+    assert refused.value.code == Err.UNKNOWN_OP and len(refused.value.message) < 300

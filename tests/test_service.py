@@ -179,3 +179,35 @@ def test_a_bug_in_one_command_is_answered_and_the_hall_runs_on(amqtt_broker, hal
         assert failed.value.code == p.Err.INTERNAL and "ZeroDivisionError" in failed.value.message
         assert desk.request("open")["counter"]["status"] == p.OPEN
     assert service.fatal is None
+
+
+def test_a_bug_outside_the_engine_is_answered_internal_and_the_hall_runs_on(amqtt_broker, hall, make_service,
+                                                                             monkeypatch, tmp_path):
+    """The service's own guard: whatever escapes while one command is handled answers that command."""
+    from broker.engine import Engine
+
+    handle = Engine.handle
+
+    def buggy(self, command, now):
+        if command.op == "recall":
+            raise RuntimeError("a bug before anything changed")
+        if command.args.get("lang") == "sv":  # a bug after the ticket was made: the hall changed, no reply
+            handle(self, command, now)
+            raise RuntimeError("a bug after the change")
+        return handle(self, command, now)
+
+    monkeypatch.setattr(Engine, "handle", buggy)
+    service = make_service(amqtt_broker)
+    with _client(amqtt_broker, hall, "counter", "1") as desk, _client(amqtt_broker, hall, "kiosk", "K1") as kiosk:
+        with pytest.raises(CommandError) as failed:
+            desk.request("recall")
+        assert failed.value.code == p.Err.INTERNAL and "RuntimeError" in failed.value.message
+        with pytest.raises(CommandError) as changed:
+            kiosk.request("issue", command_id="made-a-ticket", topic="general", lang="sv")
+        assert changed.value.code == p.Err.INTERNAL
+        # the engine is read again from the log: the ticket that was never logged is not there, and the next
+        # ticket gets the number the log says is next
+        assert kiosk.request("issue", topic="general", lang="fi")["ticket"]["number"] == "A001"
+        assert desk.request("open")["counter"]["status"] == p.OPEN
+    assert [e["ticket"]["number"] for e in _events(tmp_path / "hall.sqlite", p.TICKET_ISSUED)] == ["A001"]
+    assert service.fatal is None and service.stats.internal == 2
