@@ -3,7 +3,8 @@
 Each display window runs in a child process (this file run as a script) so that Kivy's global window
 never leaks into other test modules. The parent is the hall: a private Mosquitto, `vuoro server`, a
 kiosk and counters as MQTT clients. It talks to each child over stdin/stdout: the child reports every
-board it draws and every frame it flips, and takes screenshots (docs/screenshots/display/) on request.
+board it draws and every frame it flips, and takes screenshots on request (into the pictures folder:
+docs/screenshots/display/ when bin/screenshots runs this).
 Sound goes through SDL's dummy audio driver (the announcements are generated and played for real,
 into no speaker) and each generated announcement is kept in a folder for the checks.
 """
@@ -15,7 +16,6 @@ import os
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,26 +24,36 @@ from typing import Any
 
 import pytest
 
+from display.announce import MAX_AGE_S
+from tests.support.wait import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots" / "display"
 WINDOW = "1920x1080"
 MARK = "@@ "
+REPORT_S = MAX_AGE_S  # a display's own patience with a call: anything it reports comes within this
 
 
 class Child:
-    """One display window in its own process, spoken to line by line."""
+    """One display window in its own process, spoken to line by line.
 
-    def __init__(self, broker_url: str, display: str, sounds: Path, env: dict[str, str]) -> None:
+    Each child has its own KIVY_HOME: Kivy processes starting at once in one fresh home race to create it.
+    """
+
+    def __init__(self, broker_url: str, display: str, shots: Path, sounds: Path, env: dict[str, str]) -> None:
         self.display = display
-        self.proc = subprocess.Popen([sys.executable, __file__, broker_url, display, str(SHOTS), str(sounds)],
-                                     env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.kivy_home = sounds.with_name(sounds.name + "-kivy")
+        self.proc = subprocess.Popen([sys.executable, __file__, broker_url, display, str(shots), str(sounds)],
+                                     env={**env, "KIVY_HOME": str(self.kivy_home)}, cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self.cursor = 0  # messages before it were consumed by an earlier wait: waits look forward only
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr or []), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name=f"display-{display}-stdout", daemon=True)
+        self._reader.start()
+        self._errors = threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr or []),
+                                        name=f"display-{display}-stderr", daemon=True)
+        self._errors.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout or []:
@@ -55,29 +65,36 @@ class Child:
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
 
-    def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+    def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = REPORT_S) -> dict[str, Any]:
         """The next report (after the last one waited for) that satisfies the predicate."""
         for index in range(self.cursor, len(self.seen)):
             if predicate(self.seen[index]):
                 self.cursor = index + 1
                 return self.seen[index]
         self.cursor = len(self.seen)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                message = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            self.seen.append(message)
-            self.cursor = len(self.seen)
-            if predicate(message):
-                return message
-        raise AssertionError(f"display {self.display} never reported it; last: {self.seen[-3:]}\n"
-                             f"{''.join(self.stderr)[-3000:]}")
 
-    def board(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+        def arrived() -> dict[str, Any] | None:
+            while True:
+                try:
+                    message = self.lines.get_nowait()
+                except queue.Empty:
+                    if self.proc.poll() is not None and not self._reader.is_alive() and self.lines.empty():
+                        raise AssertionError(f"display {self.display} exited ({self.proc.returncode}):\n"
+                                             f"{self.tail()}") from None
+                    return None
+                self.seen.append(message)
+                self.cursor = len(self.seen)
+                if predicate(message):
+                    return message
+
+        return wait_until(arrived, timeout, lambda: f"display {self.display} to report it:\n{self.tail()}")
+
+    def tail(self) -> str:
+        """The child's last reports, its stderr and the end of its Kivy log (where Kivy sends stray stderr)."""
+        kivy = "".join(path.read_text(errors="replace") for path in sorted(self.kivy_home.glob("logs/*.txt")))
+        return f"last: {self.seen[-3:]}\n--- stderr\n{''.join(self.stderr)[-3000:]}\n--- Kivy log\n{kivy[-3000:]}"
+
+    def board(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = REPORT_S) -> dict[str, Any]:
         return self.wait(lambda m: m["kind"] == "board" and predicate(m), timeout)
 
     def shot(self, name: str, lang: str | None = None) -> None:
@@ -86,14 +103,16 @@ class Child:
 
     def finish(self) -> dict[str, Any]:
         self.send("quit")
-        report = self.wait(lambda m: m["kind"] == "done", timeout=30)
-        self.proc.wait(15)
+        report = self.wait(lambda m: m["kind"] == "done")
+        self.proc.wait(REPORT_S)
         return report
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(REPORT_S)
+        self._errors.join(REPORT_S)
 
 
 def hero(number: str) -> Callable[[dict[str, Any]], bool]:
@@ -110,26 +129,27 @@ def hall_server(mosquitto: Any, tmp_path: Path) -> Iterator[Any]:
 
 
 def test_two_displays_show_each_call_on_the_next_frame_with_their_own_way_and_say_it(
-        mosquitto: Any, hall_server: Any, hall: Any, tmp_path: Path) -> None:
+        mosquitto: Any, hall_server: Any, hall: Any, tmp_path: Path, pictures: Callable[[str], Path]) -> None:
     from broker.client import HallClient
     from display.announce import call_text
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIVY_HOME": tempfile.mkdtemp(prefix="vuoro-kivy-")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    shots = pictures("display")
     url = mosquitto.address.url
     kiosk = HallClient(mosquitto.address, hall.id, "kiosk", "K1", presence=False)
     counters = {c: HallClient(mosquitto.address, hall.id, "counter", c, presence=False) for c in ("1", "3", "4", "6")}
     children: list[Child] = []
     try:
-        assert kiosk.start(10) and all(c.start(10) for c in counters.values())
+        assert kiosk.start() and all(c.start() for c in counters.values())
         tickets = [("general", "sv", "1"), ("parking", "en", "3"), ("appointments", "se", "6"), ("permits", "fi", "4")]
         numbers = [kiosk.request("issue", topic=topic, lang=lang)["ticket"]["number"] for topic, lang, _ in tickets]
         for client in counters.values():
             client.request("open")
-        entrance = Child(url, "entrance", tmp_path / "entrance", env)
-        upstairs = Child(url, "upstairs", tmp_path / "upstairs", env)
+        entrance = Child(url, "entrance", shots, tmp_path / "entrance", env)
+        upstairs = Child(url, "upstairs", shots, tmp_path / "upstairs", env)
         children += [entrance, upstairs]
         for child in children:
-            child.wait(lambda m: m["kind"] == "ready", timeout=40)
+            child.wait(lambda m: m["kind"] == "ready")
         entrance.shot("waiting", "en")
         entrance.send("closed fi")
         assert entrance.wait(lambda m: m["kind"] == "shot" and m["name"] == "closed-fi")["mode"] == "closed"
@@ -153,9 +173,9 @@ def test_two_displays_show_each_call_on_the_next_frame_with_their_own_way_and_sa
         for child in children:
             child.board(lambda m: m["hero"] is not None and m["hero"]["recall"] == 1)
         entrance.shot("recall-en", "en")
-        late = Child(url, "upstairs", tmp_path / "late", env)
+        late = Child(url, "upstairs", shots, tmp_path / "late", env)
         children.append(late)
-        ready = late.wait(lambda m: m["kind"] == "ready", timeout=40)
+        ready = late.wait(lambda m: m["kind"] == "ready")
         assert ready["hero"] is not None and ready["hero"]["number"] == last and ready["hero"]["recall"] == 1
         late.shot("upstairs-se", "se")
 
@@ -164,10 +184,10 @@ def test_two_displays_show_each_call_on_the_next_frame_with_their_own_way_and_sa
         for child in children:
             child.board(lambda m: not m["online"] and m["hero"] is not None and m["hero"]["number"] == last)
         entrance.shot("reconnecting-sv", "sv")
-        time.sleep(1.0)
+        time.sleep(1.0)  # the broker stays away a while (not a wait for anything): reconnect attempts are refused
         mosquitto.start()
         for child in children:
-            child.board(lambda m: m["online"] and m["hero"] is not None and m["hero"]["number"] == last, timeout=30)
+            child.board(lambda m: m["online"] and m["hero"] is not None and m["hero"]["number"] == last)
 
         reports = {child.display + ("-late" if child is late else ""): child.finish() for child in children}
     finally:
@@ -198,7 +218,7 @@ def test_two_displays_show_each_call_on_the_next_frame_with_their_own_way_and_sa
         # idle: nothing is redrawn while nothing changes
         assert report["idle"]["flips"] == 0 and report["idle"]["seconds"] >= 1.0, report["idle"]
     for name in ("waiting", "closed-fi", "entrance-sv", "upstairs-fi", "recall-en", "upstairs-se", "reconnecting-sv"):
-        path = SHOTS / f"{name}.png"
+        path = shots / f"{name}.png"
         assert path.stat().st_size < 400_000, f"{path} is too large for the docs"
 
 
@@ -209,14 +229,14 @@ def test_vuoro_display_snapshot_writes_the_synced_board_and_says_what_it_shows(
     kiosk = HallClient(mosquitto.address, hall.id, "kiosk", "K1", presence=False)
     desk = HallClient(mosquitto.address, hall.id, "counter", "6", presence=False)
     try:
-        assert kiosk.start(10) and desk.start(10)
+        assert kiosk.start() and desk.start()
         number = kiosk.request("issue", topic="appointments", lang="en")["ticket"]["number"]
         desk.request("open")
         desk.request("next")
     finally:
         kiosk.close()
         desk.close()
-    env = {**os.environ, "KIVY_HOME": tempfile.mkdtemp(prefix="vuoro-kivy-")}
+    env = {**os.environ, "KIVY_HOME": str(tmp_path / "kivy")}
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     png = tmp_path / "upstairs.png"
@@ -233,7 +253,7 @@ def test_vuoro_display_snapshot_writes_the_synced_board_and_says_what_it_shows(
 
 
 def test_vuoro_display_refuses_an_unknown_display_and_says_so_without_a_server(tmp_path: Path) -> None:
-    env = {**os.environ, "KIVY_HOME": tempfile.mkdtemp(prefix="vuoro-kivy-")}
+    env = {**os.environ, "KIVY_HOME": str(tmp_path / "kivy")}
     env.pop("DISPLAY", None)
     run = subprocess.run([sys.executable, "-m", "broker.cli", "display", "--id", "lobby",
                           "--broker", "mqtt://127.0.0.1:1", "--snapshot", str(tmp_path / "x.png")],

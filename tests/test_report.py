@@ -1,6 +1,7 @@
 """`vuoro report` on a simulated week of the demo hall: CSV files, charts, one self-contained page, the purge.
 
-The charts of the week are copied to tests/artifacts/report/ to be looked at.
+The charts of the week are kept among the pictures (docs/report-example/, which the README shows, when
+bin/screenshots runs this).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import io
 import re
 import shutil
+from collections.abc import Callable
 from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,7 +25,6 @@ from broker import simulate as sim
 from broker.config import DEMO_HALL, HallConfig, load_hall
 from broker.store import Store
 
-ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
 WEEK = date(2026, 11, 23)  # Monday to Friday
 TICKET_NUMBER = re.compile(rb"\b[A-F]\d{3}\b")
 
@@ -69,7 +70,8 @@ class Images(HTMLParser):
 
 
 def test_a_week_gives_csv_charts_and_one_page_that_holds_them(week: Path, hall: HallConfig, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              pictures: Callable[[str], Path]) -> None:
     out = tmp_path / "report"
     code, text, _ = report(capsys, "--db", str(week), "--from", "2026-11-23", "--to", "2026-11-27", "--out", str(out))
     assert code == 0 and "5 day(s) with visitors" in text
@@ -94,12 +96,11 @@ def test_a_week_gives_csv_charts_and_one_page_that_holds_them(week: Path, hall: 
     assert sum(int(r["issued"]) for r in read_csv(out / "hours.csv")) == sum(int(r["issued"]) for r in days)
     assert all(r["serving_h"] == "" for r in topics)  # counter time has no topic
     # the charts are pictures, and the page carries every one of them inside itself
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for chart in out.glob("*.png"):
         with Image.open(chart) as image:
             assert image.format == "PNG" and image.width >= 600 and image.height >= 250
             assert len(image.getcolors(1 << 16) or range(300)) > 20  # drawn on, not blank
-        shutil.copy(chart, ARTIFACTS / chart.name)
+        shutil.copy(chart, pictures("report") / chart.name)
     page = (out / "index.html").read_text(encoding="utf-8")
     parser = Images()
     parser.feed(page)

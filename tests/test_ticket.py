@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ from kiosk.ticket import (
     wait_range_minutes,
 )
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "tickets"
 PUBLIC_URL = "https://jono.kvarnby.fi/t"
 
 # Label sets as kiosk/i18n.py hands them over (plural forms as exact-count keys), one per kiosk language.
@@ -340,13 +340,14 @@ def test_sami_letters_are_real_glyphs_in_the_shipped_font() -> None:
 
 @pytest.mark.parametrize("lang", ["sv", "se"])
 @pytest.mark.parametrize("paper", [PAPER_58, PAPER_80], ids=["58mm", "80mm"])
-def test_preview_png_is_the_paper_width_and_kept_as_an_artifact(sami: HallConfig, lang: str, paper: Paper) -> None:
+def test_preview_png_is_the_paper_width_and_kept_as_an_artifact(sami: HallConfig, lang: str, paper: Paper,
+                                                                 pictures: Callable[[str], Path]) -> None:
+    """The preview is kept among the pictures (docs/screenshots/tickets/ when bin/screenshots runs: the README's)."""
     ticket = sample_ticket(number="A007", topic="general", ahead=12, expected_wait_s=1490, priority=lang == "se")
     layout = build_ticket(sami, ticket, lang, LABELS[lang], paper=paper)
     image = png_render.render_png(layout)
     assert image.width == paper.dots and 600 < image.height < 1400
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"ticket-{lang}-{paper.mm}mm.png"
+    path = pictures("tickets") / f"ticket-{lang}-{paper.mm}mm.png"
     image.quantize(colors=32, dither=Image.Dither.NONE).save(path, optimize=True)
     assert path.stat().st_size < 60_000
     # the topic colour band runs across the top, the paper below it is white, the number is ink

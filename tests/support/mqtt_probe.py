@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.mqtt import BrokerAddress
+from tests.support.wait import CONNECT_S, REPLY_S, wait_until
 
 
 class Probe:
-    def __init__(self, address: BrokerAddress, *subscriptions: str, version: int = mqtt.MQTTv311) -> None:
+    def __init__(self, address: BrokerAddress, *subscriptions: str,
+                 version: mqtt.MQTTProtocolVersion = mqtt.MQTTv311) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -25,7 +26,7 @@ class Probe:
         self.client.loop_start()
         if subscriptions:
             self.client.subscribe([(s, 1) for s in subscriptions])
-            assert self._subscribed.wait(5), "probe could not subscribe"
+            assert self._subscribed.wait(CONNECT_S), "probe could not subscribe"
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -39,14 +40,13 @@ class Probe:
         with self._lock:
             return [json.loads(m[1]) for m in self.messages if m[0] == topic and m[1]]
 
-    def wait(self, topic: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait(self, topic: str, count: int = 1, timeout: float = REPLY_S) -> list[dict[str, Any]]:
+        """At least `count` messages on `topic` (all that came); fails naming what did come by the deadline."""
+        def enough() -> list[dict[str, Any]]:
             found = self.received(topic)
-            if len(found) >= count:
-                return found
-            time.sleep(0.01)
-        return self.received(topic)
+            return found if len(found) >= count else []
+
+        return wait_until(enough, timeout, lambda: f"{count} message(s) on {topic}; got {self.received(topic)}")
 
     def close(self) -> None:
         self.client.disconnect()

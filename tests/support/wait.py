@@ -29,7 +29,7 @@ class WaitTimeout(AssertionError):
     """An AssertionError, so pytest shows it as the test's failure, with what was awaited and the last value."""
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: str | Callable[[], str], *,
+def wait_until(predicate: Callable[[], T | None], timeout: float, what: str | Callable[[], str], *,
                poll: float = POLL_S) -> T:
     """Call `predicate` until it returns something truthy and return that; fail after `timeout` seconds.
 
