@@ -7,8 +7,11 @@ Run: `.venv/bin/python bench/simulate_bench.py [--runs N]`.
    queue forward: the hardest case for the engine and the estimate. Target: under 5 s.
 2. The same 2,000 visitors in a hall sized for them: the demo hall's counters ten times over (60 counters),
    as the simulator's default load would give it 2,000 visitors a day.
-3. The demo hall's staffing plan for a 15-minute target (`vuoro simulate --target-wait 15`), timed inside
-   the process and as the whole command (Python start-up included). Target: under 10 s.
+3. The demo hall's robust staffing plan over 30 sampled days (`vuoro simulate --target-wait 20`), in 2
+   worker processes and in this process alone, and as the whole command (Python start-up included).
+   Target: the 30-day plan in under 30 s. The machine's load average is printed with it: other programs
+   on the same cores stretch every figure (the CPU time of this process and its workers is printed too).
+4. Where a simulated day spends its time: the top functions of a profile of one day.
 
 The median of N runs is printed for 1 and 2 (one process; the first run warms nothing up that matters).
 """
@@ -16,7 +19,12 @@ The median of N runs is printed for 1 and 2 (one process; the first run warms no
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import math
+import os
+import pstats
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from bench.benchlib import verdict  # noqa: E402
 from broker import simulate as sim  # noqa: E402
 from broker.config import DEMO_HALL, Counter, HallConfig, load_hall  # noqa: E402
-from broker.staffing import plan_for_target  # noqa: E402
+from broker.demand import demand_from_profile, sample_days  # noqa: E402
+from broker.staffing import Target, plan_for_target  # noqa: E402
 
 MONDAY = date(2026, 11, 30)
 
@@ -74,23 +83,46 @@ def main() -> int:
               f"{result.refused} refused)   {verdict(seconds < 5)} (< 5 s)")
         ok &= seconds < 5
     behaviour = sim.Behaviour()
-    visitors = sim.default_visitors(hall, MONDAY)
-    people = sim.make_visitors(hall, sim.weekday_arrivals(hall, MONDAY, visitors, 1), behaviour, 1)
+    demand = demand_from_profile(hall, MONDAY, sim.default_visitors(hall, MONDAY))
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other programs slow every figure)")
+    for workers in (2, 1):
+        cpu_before = _cpu_s()
+        started = time.perf_counter()
+        days = sample_days(hall, demand, behaviour, 30)
+        search = plan_for_target(hall, MONDAY, days, behaviour, demand, Target(20 * 60), workers=workers)
+        seconds = time.perf_counter() - started
+        print(f"  30-day staffing plan, demo hall, {demand.visitors:.0f} visitors a day, 20 min target, "
+              f"{workers} process{'es' if workers > 1 else ''}: {seconds:.1f} s ({_cpu_s() - cpu_before:.1f} s CPU, "
+              f"{search.trials} trial runs of 30 days)   {verdict(seconds <= 30)} (<= 30 s)")
+        ok &= seconds <= 30 or workers == 1  # the target is for the default, 2 processes
     started = time.perf_counter()
-    search = plan_for_target(hall, MONDAY, people, behaviour, 15 * 60)
-    inside = time.perf_counter() - started
-    started = time.perf_counter()
-    subprocess.run([str(ROOT / ".venv" / "bin" / "vuoro"), "simulate", "--day", MONDAY.isoformat(),
-                    "--target-wait", "15"], check=True, capture_output=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", "import sys; from broker.cli import main; sys.exit(main(sys.argv[1:]))",
+                    "simulate", "--day", MONDAY.isoformat(), "--target-wait", "20"],
+                   check=True, capture_output=True, cwd=ROOT)
     whole = time.perf_counter() - started
-    print(f"  staffing plan, demo hall, {visitors} visitors, 15 min target: {inside:.2f} s in the process "
-          f"({search.trials} trial runs), {whole:.2f} s as `vuoro simulate --target-wait 15`   "
-          f"{verdict(whole < 10)} (< 10 s)")
+    print(f"  as `vuoro simulate --day {MONDAY} --target-wait 20` (start-up included): {whole:.1f} s   "
+          f"{verdict(whole <= 30)} (<= 30 s)")
     print("  the plan:")
     for line in sim.format_plan(search.plan, hall).splitlines():
         print("    " + line)
-    ok &= whole < 10
+    ok &= whole <= 30
+    people = sim.make_visitors(hall, sim.weekday_arrivals(hall, MONDAY, 2000, 1), behaviour, 1)
+    profile = cProfile.Profile()
+    profile.runcall(sim.simulate_day, hall, MONDAY, people, None, behaviour, keep_events=False, estimates=False)
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(8)
+    print("  where a day goes (2,000 visitors, no expected waits, as the search runs it; top 8 by own time):")
+    print("    calls   own s  per call  with callees  per call  function")
+    for line in out.getvalue().splitlines():
+        if line.strip() and ("{" in line or "/" in line) and "function calls" not in line:
+            print("    " + line.strip())
     return 0 if ok else 1
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished workers."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ class Behaviour:
     """How visitors and staff behave; defaults are those of a typical municipal service centre."""
 
     service_cv: float = 0.6  # spread of visit lengths (log-normal): some visits are short, a few very long
+    # "lognormal" (with service_cv, and no visit under 20 s) or "exponential" (the M/M/c textbook hall, no floor)
+    service_dist: str = "lognormal"
     service_s: Mapping[str, float] = field(default_factory=dict)  # mean visit by topic; default: the hall's
     speed: Mapping[str, float] = field(default_factory=dict)  # counter -> factor on visit length (staff differ)
     later_tier_slowdown: float = 0.15  # topics a counter serves only in a later tier take it longer
@@ -60,6 +62,19 @@ class Behaviour:
     break_after_s: float = 3 * 3600.0  # after this long open, a counter pauses once...
     break_stagger_s: float = 15 * 60.0  # ...each counter a little later than the one before
     break_s: float = 20 * 60.0
+
+    @property
+    def service_cv2(self) -> float:
+        """The squared coefficient of variation of one visit's length (1 for exponential visits)."""
+        return 1.0 if self.service_dist == "exponential" else self.service_cv ** 2
+
+    def visit_length(self, mean_s: float, z: float) -> float:
+        """A visit's length from its mean and the visitor's standard normal draw (the same draw under any
+        plan: common random numbers)."""
+        if self.service_dist == "exponential":  # z through the normal's upper tail to an exponential draw
+            return -mean_s * math.log(max(0.5 * math.erfc(z / math.sqrt(2)), 1e-300))
+        sigma = math.sqrt(math.log(1 + self.service_cv ** 2))
+        return max(20.0, mean_s * math.exp(sigma * z - sigma * sigma / 2))
 
     def mean_service_s(self, hall: HallConfig, topic: str, counter: str) -> float:
         base = self.service_s.get(topic, hall.topics[topic].service_time_min * 60.0)
@@ -144,10 +159,10 @@ def make_visitors(hall: HallConfig, arrivals: Iterable[tuple[float, str] | tuple
     for arrival in arrivals:
         at, topic = float(arrival[0]), str(arrival[1])
         priority = bool(arrival[2]) if len(arrival) > 2 else rng.random() < behaviour.priority_share
-        share = behaviour.forward_share.get(topic, _default_forward_share(hall, topic))
+        share = behaviour.forward_share.get(topic, default_forward_share(hall, topic))
         forward = None
         if rng.random() < share:
-            targets = _forward_targets(hall, topic)
+            targets = forward_targets(hall, topic)
             forward = rng.choices(targets, [mix[t] for t in targets])[0] if targets else None
         languages = hall.languages
         lang = languages[0] if rng.random() < 0.7 or len(languages) == 1 else rng.choice(languages[1:])
@@ -159,14 +174,14 @@ def make_visitors(hall: HallConfig, arrivals: Iterable[tuple[float, str] | tuple
     return tuple(visitors)
 
 
-def _default_forward_share(hall: HallConfig, topic: str) -> float:
+def default_forward_share(hall: HallConfig, topic: str) -> float:
     """Desks that answer many topics forward more; a specialist seldom does."""
     shared = any(len(c.tiers) > 1 and c.tier_of(topic) == 0 and len(c.tiers[0]) == 1 and
                  sum(len(t) for t in c.tiers) > 2 for c in hall.counters.values())
     return 0.2 if shared else 0.04
 
 
-def _forward_targets(hall: HallConfig, topic: str) -> list[str]:
+def forward_targets(hall: HallConfig, topic: str) -> list[str]:
     home = {c.id for c in hall.home_counters(topic)}
     return [t for t in hall.topics if t != topic and not home & {c.id for c in hall.home_counters(t)}] \
         or [t for t in hall.topics if t != topic]

@@ -10,9 +10,9 @@ staffing plan) is in broker/scenario.py, the search for a staffing plan in broke
 
 from __future__ import annotations
 
-import copy
 import heapq
 import math
+import pickle
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +22,7 @@ from typing import Any
 from . import protocol as p
 from .config import HallConfig
 from .engine import Engine
-from .estimate import simple_wait_s
+from .estimate import Estimate, simple_wait_s
 from .scenario import (
     DAY_S,
     Behaviour,
@@ -87,12 +87,23 @@ class _Desk:
     closing: bool = False  # close as soon as the visit under way ends
 
 
+REFUSAL_REASONS = {p.Err.HALL_CLOSED: "after the last-ticket time", p.Err.NUMBERS_EXHAUSTED: "numbers ran out"}
+
+
 @dataclass
 class DayResult:
     day: date
     records: list[TicketRecord]
     events: list[p.Event]
     refused: int  # arrivals the engine refused (after the cutoff, numbers exhausted)
+    refusals: dict[str, int] = field(default_factory=dict)  # the same by the engine's error code
+    expired_at_midnight: int = 0  # tickets still open when the day ran past midnight (the server's rollover)
+
+    def refusal_text(self) -> str:
+        """'3 refused (numbers ran out)': each reason as the engine gave it."""
+        reasons = ", ".join(f"{count} {REFUSAL_REASONS.get(code, code)}" for code, count in
+                            sorted(self.refusals.items()))
+        return f"{self.refused} refused ({reasons})" if self.refused else ""
 
 
 class DaySim:
@@ -100,10 +111,13 @@ class DaySim:
 
     def __init__(self, hall: HallConfig, day: date, visitors: Sequence[Visitor], plan: StaffPlan,
                  behaviour: Behaviour, *, engine: Engine | None = None, keep_events: bool = True,
-                 estimators: Mapping[str, Estimator] | None = None) -> None:
+                 estimators: Mapping[str, Estimator] | None = None, estimates: bool = True) -> None:
+        """`estimates=False`: tickets carry no expected wait (a third of the time a day takes, and nothing in
+        the day depends on it): for the staffing search, which only needs who was called when."""
         self.hall, self.day, self.visitors, self.plan, self.behaviour = hall, day, visitors, plan, behaviour
         self.estimators = dict(estimators or {})
-        self.engine = engine or Engine(hall)
+        self.estimates = estimates
+        self.engine = engine or (Engine(hall) if estimates else _EngineWithoutEstimates(hall))
         self.midnight = datetime.combine(day, time(0), hall.tz)
         self.keep_events = keep_events
         self.events: list[p.Event] = []
@@ -112,6 +126,8 @@ class DaySim:
         self.visits: dict[str, int] = {}  # ticket number -> visits so far
         self.desks = {c: _Desk(c) for c in hall.counters}
         self.refused = 0
+        self.refusals: dict[str, int] = {}
+        self.expired_at_midnight = 0
         self.now = 0.0
         self._ids = 0
         self._heap: list[tuple[float, int, str, Any]] = []
@@ -127,12 +143,14 @@ class DaySim:
         for mark in sorted(marks):
             self._push(mark, "shift", None)
         self._push(self.closes + hall.rules.expire_after_close_min * 60.0, "tick", None)
+        self._push(float(DAY_S), "midnight", None)
 
     # ------------------------------------------------------------ running
 
     def run(self) -> DayResult:
         self.run_until(math.inf)
-        return DayResult(self.day, self.records, self.events, self.refused)
+        return DayResult(self.day, self.records, self.events, self.refused, dict(self.refusals),
+                         self.expired_at_midnight)
 
     def run_until(self, until: float) -> None:
         while self._heap and self._heap[0][0] <= until:
@@ -172,10 +190,12 @@ class DaySim:
         reply = self._send("kiosk", "sim", "issue", **args)
         if not reply["ok"]:
             self.refused += 1
+            code = reply["error"]["code"]
+            self.refusals[code] = self.refusals.get(code, 0) + 1
             return
         ticket = reply["result"]["ticket"]
         # what the counters and the service time were when it was drawn (an issue changes neither)
-        simple = simple_wait_s(state, visitor.topic, ticket["ahead"])
+        simple = simple_wait_s(state, visitor.topic, ticket["ahead"]) if self.estimates else 0
         low, high = ticket.get("expected_wait_range_s", [ticket["expected_wait_s"]] * 2)
         record = TicketRecord(visitor=index, number=ticket["number"], topic=visitor.topic, issued=self.now,
                               ahead=ticket["ahead"], expected_s=ticket["expected_wait_s"], range_s=(low, high),
@@ -229,9 +249,8 @@ class DaySim:
             return
         topic = self.engine.state.tickets[number].topic
         mean = self.behaviour.mean_service_s(self.hall, topic, desk.id)
-        sigma = math.sqrt(math.log(1 + self.behaviour.service_cv ** 2))
-        length = mean * math.exp(sigma * visitor.service_z[min(visit, 1)] - sigma * sigma / 2)
-        self._push(self.now + max(20.0, length), "end", (desk.id, number))
+        self._push(self.now + self.behaviour.visit_length(mean, visitor.service_z[min(visit, 1)]), "end",
+                   (desk.id, number))
 
     def _break_due(self, desk: _Desk) -> bool:
         if desk.took_break or desk.opened_at is None:
@@ -318,19 +337,64 @@ class DaySim:
         if self.keep_events:
             self.events.extend(events)
 
+    def _on_midnight(self, _: None) -> None:
+        """The day ran past midnight (a long queue at a late closing): the server's rollover expires every
+        ticket still open and closes the counters, so the simulated day ends here as the real one would."""
+        state = self.engine.state
+        if all(t.state not in (p.WAITING, p.CALLED) for t in state.tickets.values()) and \
+                all(c.status == p.CLOSED for c in state.counters.values()):
+            self._heap.clear()  # the day was over before midnight: the next day starts with its first command
+            return
+        events = self.engine.tick(self.moment(self.now))
+        if self.keep_events:
+            self.events.extend(events)
+        self.expired_at_midnight = sum(1 for e in events if e.type == p.TICKET_EXPIRED)
+        self._heap.clear()  # visits under way and calls to come belong to a day the server has closed
+        for desk in self.desks.values():
+            desk.status, desk.busy, desk.closing = p.CLOSED, False, False
+
     # ------------------------------------------------------------ checkpoints
 
     def fork(self) -> DaySim:
-        """An independent copy to try something on (the hall and the visitors are shared, not copied)."""
-        return copy.deepcopy(self, {id(self.hall): self.hall, id(self.visitors): self.visitors,
-                                    id(self.behaviour): self.behaviour})
+        """An independent copy to try something on. The hall, the visitors and the behaviour never change
+        and are shared, not copied; the rest goes through a pickle round trip (faster than copy.deepcopy)."""
+        shared = (self.hall, self.visitors, self.behaviour)
+        state = self.engine.state
+        self.hall = self.visitors = self.behaviour = self.engine.hall = state.hall = None  # type: ignore[assignment]
+        try:
+            data = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self.hall, self.visitors, self.behaviour = shared
+            self.engine.hall = state.hall = shared[0]
+        copy: DaySim = pickle.loads(data)
+        copy.hall, copy.visitors, copy.behaviour = shared
+        copy.engine.hall = copy.engine.state.hall = shared[0]
+        return copy
+
+    def forget_before(self, moment: float) -> None:
+        """Drop what only the past needs: finished tickets and the records of visitors who drew their
+        ticket before `moment` and have been called. A copy of the day (`fork`) is then quicker to make;
+        what happens from here on does not change (the staffing search keeps its checkpoints so)."""
+        state = self.engine.state
+        state.tickets = {n: t for n, t in state.tickets.items() if t.state in (p.WAITING, p.CALLED)}
+        self.records = [r for r in self.records if r.issued >= moment or r.called is None]
+        self.by_number = {n: r for n, r in self.by_number.items() if n in state.tickets}
+        self.visits = {n: v for n, v in self.visits.items() if n in state.tickets}
+
+
+class _EngineWithoutEstimates(Engine):
+    """The engine with no expected wait on its tickets (the staffing search never reads them)."""
+
+    def expected_wait(self, topic: str, priority: bool = False, now: datetime | None = None) -> Estimate:
+        return Estimate(0, 0, 0)
 
 
 def simulate_day(hall: HallConfig, day: date, visitors: Sequence[Visitor], plan: StaffPlan | None = None,
                  behaviour: Behaviour | None = None, *, engine: Engine | None = None,
-                 keep_events: bool = True, estimators: Mapping[str, Estimator] | None = None) -> DayResult:
+                 keep_events: bool = True, estimators: Mapping[str, Estimator] | None = None,
+                 estimates: bool = True) -> DayResult:
     sim = DaySim(hall, day, visitors, plan or full_plan(hall, day), behaviour or Behaviour(),
-                 engine=engine, keep_events=keep_events, estimators=estimators)
+                 engine=engine, keep_events=keep_events, estimators=estimators, estimates=estimates)
     return sim.run()
 
 

@@ -1,5 +1,20 @@
-"""The staffing search: the smallest set of open counters, hour by hour, that meets a target wait,
-found by playing the simulated day (broker/simulate.py) forward from each hour with the counters tried."""
+"""The staffing search: the fewest counters, hour by hour, that call the target share of visitors in time
+on the target share of many sampled days.
+
+1. Each hour starts from its offered load and the Erlang C staffing for the target (Allen–Cunneen for visit
+   lengths that are not exponential, broker/erlang.py), pooled over the hall as if every counter served
+   every topic: a floor no hour goes under, and the first guess.
+2. Hour by hour from opening, on every sampled day at once (broker/dayrunner.py): if the hour misses the
+   target, the closed counter that serves the most late visitors' topics opens, until the hour meets it
+   or no counter helps any more; then, if it still misses, counters open the hour before (the queue it
+   leaves behind is too long). Every plan is tried on the same days (common random numbers).
+3. Then, from the last hour back, each counter-hour of the whole plan is taken away if the plan still
+   meets the target in every hour that met it (and no missed hour gets worse), replaying each day from
+   that hour to its end: what is left is minimal as a whole, not only hour by hour.
+
+An hour meets the target when, on at least `confidence` of the days, `share` of its visitors are called
+within `wait_s`, and `share` of each topic's visitors of that hour over all the days are.
+"""
 
 from __future__ import annotations
 
@@ -8,116 +23,235 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from . import erlang
 from .config import HallConfig
+from .dayrunner import AT_START, DayRunner, DayTally, Trial, allowed_failures
+from .demand import Demand, Load, offered_load, work_per_visitor
 from .scenario import DAY_S, Behaviour, StaffPlan, Visitor
-from .simulate import DayResult, DaySim, TicketRecord, simulate_day
+
+
+@dataclass(frozen=True)
+class Target:
+    wait_s: float
+    share: float = 0.9  # of an hour's visitors called within wait_s...
+    confidence: float = 0.9  # ...on at least this share of the days
+
+
+@dataclass(frozen=True)
+class HourPlan:
+    start: float
+    end: float
+    load: Load
+    erlang: int  # Erlang C (Allen–Cunneen) counters for the target: the floor
+    counters: frozenset[str]
+    days_met: int  # days on which the hour called `share` of its visitors in time
+    in_time: float  # share of the hour's visitors called in time, over all the days
+    met: bool
+    short: tuple[tuple[str, float], ...] = ()  # topics whose visitors of the hour, over all days, fell short
 
 
 @dataclass(frozen=True)
 class PlanSearch:
     plan: StaffPlan
-    result: DayResult
-    met: dict[int, bool]  # hour -> whether the target was met for that hour's arrivals
+    hours: tuple[HourPlan, ...]
+    days: int
+    days_all_met: int  # days on which every hour met the share
     trials: int
 
+    @property
+    def met(self) -> bool:
+        return all(h.met for h in self.hours)
 
-def plan_for_target(hall: HallConfig, day: date, visitors: Sequence[Visitor], behaviour: Behaviour,
-                    target_s: float, share: float = 0.9) -> PlanSearch:
-    """The smallest set of open counters, hour by hour, that calls `share` of each topic's visitors of
-    that hour within `target_s`, and every one of them within twice that.
 
-    Hour by hour from opening, from the state the day has reached at the top of the hour: counters are
-    added one at a time, each time the one that leaves the fewest visitors late (tried by playing the
-    day on until the hour's visitors are called or twice the target has passed), until no one is late
-    or no counter helps any more; then each counter the hour can do without is taken away again. A
-    later hour cannot help an earlier hour's visitors once their time has passed, so each hour is
-    decided once, and the search costs a few dozen short runs an hour.
-    """
+def hour_slots(hall: HallConfig, day: date) -> list[tuple[float, float]]:
     window = hall.hours.window(day)
     if window is None:
         raise ValueError(f"hall {hall.id} is closed on {day.isoformat()}")
     opens, closes = (float(t.hour * 3600 + t.minute * 60) for t in window)
-    hours = [opens + k * 3600.0 for k in range(math.ceil((closes - opens) / 3600))]
-    plan = StaffPlan(tuple((h, min(h + 3600.0, closes), frozenset()) for h in hours))
-    sim = DaySim(hall, day, visitors, plan, behaviour, keep_events=False)
-    met: dict[int, bool] = {}
+    return [(opens + k * 3600.0, min(opens + (k + 1) * 3600.0, closes))
+            for k in range(math.ceil((closes - opens) / 3600))]
+
+
+def erlang_floor(hall: HallConfig, demand: Demand, behaviour: Behaviour, target: Target, start: float,
+                 end: float) -> tuple[Load, int]:
+    """The hour's offered load and the counters Erlang C needs for it (capped at the hall's counters)."""
+    load = offered_load(hall, demand, behaviour, start, end)
+    needed = erlang.counters_needed(load.load, load.service_s, target.wait_s, target.share,
+                                    service_cv2=load.service_cv2, most=len(hall.counters))
+    return load, min(needed, len(hall.counters))
+
+
+def plan_for_target(hall: HallConfig, day: date, days: Sequence[tuple[Visitor, ...]], behaviour: Behaviour,
+                    demand: Demand, target: Target, workers: int = 1) -> PlanSearch:
+    """The robust plan for `days` (visitors sampled from `demand`, e.g. broker/demand.sample_days)."""
+    slots = hour_slots(hall, day)
+    floors = [erlang_floor(hall, demand, behaviour, target, start, end) for start, end in slots]
+    allowed = allowed_failures(len(days), target.confidence)
+    plan = StaffPlan(tuple((start, end, frozenset[str]()) for start, end in slots))
     trials = 0
-    order = list(hall.counters)
-    for start in hours:
-        end = min(start + 3600.0, closes)
-        sim.run_until(start - 1e-6)
-        checkpoint = sim.fork()
-
-        horizon = end + 2 * target_s
-
-        def late(counters: frozenset[str], *, start: float = start, end: float = end,
-                 checkpoint: DaySim = checkpoint, horizon: float = horizon) -> tuple[dict[str, int], float]:
-            """Who of the hour's visitors is late with these counters, and by how much in all."""
+    with DayRunner(hall, day, behaviour, days, target.wait_s, target.share, workers) as runner:
+        def trial(candidate: StaffPlan, start: float, until: float, first: int, must: tuple[int, ...] = (),
+                  limit: int = 1 << 30) -> list[DayTally] | None:
             nonlocal trials
             trials += 1
-            trial = checkpoint.fork()
-            trial.set_plan(trial.plan.with_slot(start, DAY_S, counters))
-            trial.run_until(horizon)
-            return _misses(trial.records, start, end, target_s, share), _lateness(trial.records, end, target_s,
-                                                                                  horizon)
+            return runner.run(Trial(candidate, start, until, first, must, limit))
 
-        def worse(a: tuple[dict[str, int], float], b: tuple[dict[str, int], float]) -> bool:
-            return (sum(a[0].values()), a[1]) >= (sum(b[0].values()), b[1])
+        # 2. hour by hour from opening, every day kept just before the hour being decided
+        runner.begin(plan)
+        for index, (start, end) in enumerate(slots):
+            runner.advance(plan, start)
+            staff = first_guess(hall, demand, behaviour, floors[index][1], start, end)
+            until = end + target.wait_s
+            tallies = trial(plan.with_slot(start, DAY_S, staff), start, until, index)
+            assert tallies is not None
+            while not _met(tallies, index, target, len(days), allowed):
+                extra = _most_helpful(hall, tallies, index, staff, target)
+                if extra is None:
+                    break
+                tried = trial(plan.with_slot(start, DAY_S, staff | {extra}), start, until, index)
+                assert tried is not None
+                if _score(tried, index, target.share) <= _score(tallies, index, target.share):
+                    break  # the best counter left does not help: the hour cannot do better from here
+                staff, tallies = staff | {extra}, tried
+            # the queue the hour before leaves may be too long for this hour: open more the hour before
+            while index > 0 and not _met(tallies, index, target, len(days), allowed):
+                before_start, before_end = slots[index - 1]
+                before = plan.counters_at(before_start)
+                extra = _most_helpful(hall, tallies, index, before, target)
+                if extra is None:
+                    break
+                earlier = plan.with_slot(before_start, before_end, before | {extra})
+                tried = trial(earlier.with_slot(start, DAY_S, staff), before_start, until, index)
+                assert tried is not None
+                if _score(tried, index, target.share) <= _score(tallies, index, target.share):
+                    break
+                plan, tallies = earlier, tried
+                runner.rewind(plan, before_start, start)
+            plan = plan.with_slot(start, end, staff)
 
-        staff: frozenset[str] = frozenset()
-        now = late(staff)
-        while now[0]:
-            candidates = [c for c in order if c not in staff and any(hall.counters[c].serves(t) for t in now[0])]
-            tried = {c: late(staff | {c}) for c in candidates}
-            best = min(candidates, key=lambda c: (sum(tried[c][0].values()), tried[c][1]), default=None)
-            if best is None or worse(tried[best], now):
-                break  # no counter helps any more: the hour cannot meet the target from where the day is
-            staff, now = staff | {best}, tried[best]
-        misses = now[0]
-        if not misses:
-            for counter in reversed(order):
-                if counter in staff and not late(staff - {counter})[0]:
-                    staff = staff - {counter}
-        met[int(start // 3600)] = not misses
-        plan = plan.with_slot(start, end, staff)
-        sim = checkpoint
-        sim.set_plan(plan)
-    # the day once more from the start with the plan found, keeping its events (for a report)
-    return PlanSearch(plan=plan, result=simulate_day(hall, day, visitors, plan, behaviour), met=met, trials=trials)
+        # 3. minimal as a whole: from the last hour back, each counter-hour the plan can do without goes
+        baseline = trial(plan, AT_START, math.inf, 0)
+        assert baseline is not None
+        # checkpoints only where a counter may go: hours that meet the target above their floor
+        runner.checkpoint(plan, [start for index, (start, _) in enumerate(slots)
+                                 if len(plan.counters_at(start)) > floors[index][1]
+                                 and _met(baseline, index, target, len(days), allowed)])
+        order = list(hall.counters)
+        for index in reversed(range(len(slots))):
+            start, end = slots[index]
+            met_now = [k for k in range(index, len(slots)) if _met(baseline, k, target, len(days), allowed)]
+            if index not in met_now:
+                continue  # an hour that misses the target keeps every counter that helped it
+            for counter in sorted(plan.counters_at(start), key=order.index, reverse=True):
+                staff = plan.counters_at(start)
+                if len(staff) <= floors[index][1]:
+                    break
+                candidate = plan.with_slot(start, end, staff - {counter})
+                tried = trial(candidate, start, math.inf, index, tuple(met_now), allowed)
+                if tried is None or not all(_met(tried, k, target, len(days), allowed) for k in met_now):
+                    continue
+                if any(_score(tried, k, target.share)[1] < _score(baseline, k, target.share)[1]
+                       for k in range(index, len(slots)) if k not in met_now):
+                    continue  # a missed later hour must not get worse either
+                plan = candidate
+                baseline = [_merge(old, new, index) for old, new in zip(baseline, tried, strict=True)]
+    # the baseline is the plan's own run: each removal kept replaced its hours with a replay to the day's end
+    return _summary(plan, slots, floors, baseline, target, len(days), allowed, trials)
 
 
-def _lateness(records: Sequence[TicketRecord], end: float, target_s: float, horizon: float) -> float:
-    """Seconds past the target up to the horizon, summed over everyone who drew a ticket before `end`
-    (the hour's visitors and any still waiting from before): what more staff shortens even when
-    no one gets in on time any more."""
-    total = 0.0
-    for record in records:
-        if record.issued < end:
-            called = horizon if record.called is None else record.called
-            total += max(0.0, min(called, horizon) - record.issued - target_s)
-    return total
+def check_plan(hall: HallConfig, day: date, days: Sequence[tuple[Visitor, ...]], behaviour: Behaviour,
+               demand: Demand, target: Target, plan: StaffPlan, workers: int = 1) -> PlanSearch:
+    """How a plan does on `days` (e.g. days it was not found on), hour by hour, by the search's measure."""
+    slots = hour_slots(hall, day)
+    floors = [erlang_floor(hall, demand, behaviour, target, start, end) for start, end in slots]
+    with DayRunner(hall, day, behaviour, days, target.wait_s, target.share, workers) as runner:
+        tallies = runner.run(Trial(plan, AT_START, math.inf, 0))
+    assert tallies is not None
+    return _summary(plan, slots, floors, tallies, target, len(days), allowed_failures(len(days), target.confidence),
+                    1)
 
 
-def _misses(records: Sequence[TicketRecord], start: float, end: float, target_s: float,
-            share: float) -> dict[str, int]:
-    """Per topic, the visitors who drew a ticket in [start, end) and were called too late: beyond the
-    share allowed over the target, and anyone beyond twice the target."""
-    arrived: dict[str, int] = {}
+def first_guess(hall: HallConfig, demand: Demand, behaviour: Behaviour, count: int, start: float,
+                end: float) -> frozenset[str]:
+    """`count` counters for the hour, chosen for its topics' loads: each time the counter whose first tier
+    holds the most load not yet covered (a later tier counts a third), which then covers one counter's
+    worth of its first tier's topics."""
+    expected = demand.expected(start, end)
+    uncovered = {t: expected[t] * work_per_visitor(hall, behaviour, t) / (end - start) for t in hall.topics}
+    chosen: list[str] = []
+    order = list(hall.counters)
+    for _ in range(min(count, len(order))):
+        def covers(counter: str) -> float:
+            tiers = hall.counters[counter].tiers
+            return sum(uncovered[t] * (1.0 if tier == 0 else 1 / 3)
+                       for tier, topics in enumerate(tiers) for t in topics)
+        best = max((c for c in order if c not in chosen), key=lambda c: (covers(c), -order.index(c)))
+        chosen.append(best)
+        first = hall.counters[best].tiers[0]
+        total = sum(uncovered[t] for t in first)
+        for t in first:
+            uncovered[t] = max(0.0, uncovered[t] - (uncovered[t] / total if total else 1 / len(first)))
+    return frozenset(chosen)
+
+
+def _most_helpful(hall: HallConfig, tallies: Sequence[DayTally], slot: int, staff: frozenset[str],
+                  target: Target) -> str | None:
+    """The closed counter that serves the most of the hour's late visitors (a later tier counts a third)."""
     late: dict[str, int] = {}
-    very_late: dict[str, int] = {}
-    for record in records:
-        if start <= record.issued < end:
-            topic = record.topic
-            arrived[topic] = arrived.get(topic, 0) + 1
-            wait = math.inf if record.called is None else record.called - record.issued
-            if wait > target_s:
-                late[topic] = late.get(topic, 0) + 1
-            if wait > 2 * target_s:
-                very_late[topic] = very_late.get(topic, 0) + 1
-    misses = {}
-    for topic, count in arrived.items():
-        allowed = math.floor(count * (1 - share) + 1e-9)
-        missed = max(0, late.get(topic, 0) - allowed) + very_late.get(topic, 0)
-        if missed:
-            misses[topic] = missed
-    return misses
+    for day in tallies:
+        for (s, topic), (arrived, in_time) in day.topics.items():
+            if s == slot:
+                late[topic] = late.get(topic, 0) + arrived - in_time
+    order = list(hall.counters)
+    best, best_score = None, 0.0
+    for counter in order:
+        if counter in staff:
+            continue
+        score = sum(late.get(t, 0) * (1.0 if tier == 0 else 1 / 3)
+                    for tier, topics in enumerate(hall.counters[counter].tiers) for t in topics)
+        if score > best_score:
+            best, best_score = counter, score
+    return best
+
+
+def _met(tallies: Sequence[DayTally], slot: int, target: Target, days: int, allowed: int) -> bool:
+    failing = sum(not day.met(slot, target.share) for day in tallies)
+    return failing <= allowed and not _short_topics(tallies, slot, target)
+
+
+def _short_topics(tallies: Sequence[DayTally], slot: int, target: Target) -> list[tuple[str, float]]:
+    """Topics of which fewer than the share of the hour's visitors, over all the days, were called in time."""
+    pooled: dict[str, tuple[int, int]] = {}
+    for day in tallies:
+        for (s, topic), (arrived, in_time) in day.topics.items():
+            if s == slot:
+                a, i = pooled.get(topic, (0, 0))
+                pooled[topic] = (a + arrived, i + in_time)
+    return sorted((t, i / a) for t, (a, i) in pooled.items() if i < target.share * a - 1e-9)
+
+
+def _score(tallies: Sequence[DayTally], slot: int, share: float) -> tuple[int, int]:
+    """(days the hour met the share, its visitors called in time): what more staff in the hour raises."""
+    return (sum(day.met(slot, share) for day in tallies), sum(day.slots.get(slot, (0, 0))[1] for day in tallies))
+
+
+def _merge(old: DayTally, new: DayTally, first_slot: int) -> DayTally:
+    """A day's tally with the slots from `first_slot` on replaced by a trial's."""
+    return DayTally(slots={**{k: v for k, v in old.slots.items() if k < first_slot}, **new.slots},
+                    topics={**{k: v for k, v in old.topics.items() if k[0] < first_slot}, **new.topics})
+
+
+def _summary(plan: StaffPlan, slots: Sequence[tuple[float, float]], floors: Sequence[tuple[Load, int]],
+             tallies: Sequence[DayTally], target: Target, days: int, allowed: int, trials: int) -> PlanSearch:
+    hours = []
+    for index, (start, end) in enumerate(slots):
+        arrived = sum(day.slots.get(index, (0, 0))[0] for day in tallies)
+        in_time = sum(day.slots.get(index, (0, 0))[1] for day in tallies)
+        hours.append(HourPlan(start=start, end=end, load=floors[index][0], erlang=floors[index][1],
+                              counters=plan.counters_at(start),
+                              days_met=sum(day.met(index, target.share) for day in tallies),
+                              in_time=in_time / arrived if arrived else 1.0,
+                              met=_met(tallies, index, target, days, allowed),
+                              short=tuple(_short_topics(tallies, index, target))))
+    all_met = sum(all(day.met(k, target.share) for k in range(len(slots))) for day in tallies)
+    return PlanSearch(plan=plan, hours=tuple(hours), days=days, days_all_met=all_met, trials=trials)
