@@ -1,6 +1,8 @@
 # Sourced by bin/demo and bin/test: a virtualenv with Vuoro in it, made on first use.
-# Usage: bootstrap [dev][,ui]   (every use installs the mosquitto binary: `vuoro server` and `vuoro demo` run
-# their own private Mosquitto; dev adds the test tools, ui what the Kivy windows need)
+# Usage: bootstrap EXTRA[,EXTRA...]   pyproject's extras: all (every role: the one-box hall of bin/demo), dev (the
+# test tools, with all for bin/test), or single roles (ui, kiosk, display...). Every use installs the mosquitto
+# binary: `vuoro server` and `vuoro demo` run their own private Mosquitto; a role with windows also gets the
+# Debian packages Kivy and the spoken calls need.
 set -euo pipefail
 VUORO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VUORO_VENV:-$VUORO_ROOT/.venv}"
@@ -63,7 +65,11 @@ bootstrap() {
             _apt_install mosquitto || echo "vuoro: could not install mosquitto; the slower amqtt broker stands in" >&2
         fi
     fi
-    if [[ "$extra" == *ui* ]]; then
+    if [[ ",$extra," == *,dev,* ]]; then
+        _need_postgres  # the city's tests write into a real PostgreSQL (a fresh database per run, dropped after)
+        _need_debs chromium chromium-driver  # tests/test_web_browser.py: the visitor's page in a real browser
+    fi
+    if [[ ",$extra," =~ ,(all|ui|kiosk|counter|display), ]]; then
         # Kivy's windows (also SDL's offscreen driver in the tests) need Mesa's GL; mtdev for touch screens;
         # espeak-ng speaks the hall displays' calls (made offline, on the display)
         _need_debs libmtdev1 libgl1 libegl1 libgl1-mesa-dri espeak-ng
@@ -77,4 +83,26 @@ _need_debs() {
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     [ ${#missing[@]} -eq 0 ] || _apt_install "${missing[@]}"
+}
+
+# A PostgreSQL on 127.0.0.1:5432 that user postgres reaches without a password, as the city tests expect
+# ($VUORO_TEST_PG points them elsewhere): installed from Debian's packages and started where it is missing.
+_need_postgres() {
+    [ -n "${VUORO_TEST_PG:-}" ] && return 0
+    if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then return 0; fi
+    _need_debs postgresql
+    local hba
+    hba="$(ls /etc/postgresql/*/main/pg_hba.conf 2>/dev/null | head -n1)"
+    if [ -n "$hba" ] && ! _as_root grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+        _as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+    fi
+    if command -v pg_ctlcluster >/dev/null; then
+        local version
+        version="$(basename "$(dirname "$(dirname "$hba")")")"
+        _as_root pg_ctlcluster "$version" main start 2>/dev/null || _as_root pg_ctlcluster "$version" main reload
+    fi
+    local i
+    for i in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
+    echo "vuoro: PostgreSQL did not start on 127.0.0.1:5432 (the city tests need it; or set VUORO_TEST_PG)" >&2
+    return 1
 }

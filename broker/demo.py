@@ -3,7 +3,10 @@
 The server runs in this process (on the embedded broker unless --broker names one); each device is its own
 `vuoro kiosk|counter|display` process with its own window, exactly as a hall runs them, so the demo shows
 the real apps and not a mock-up. Ctrl-C (or SIGTERM) stops the devices first, then the server, then the
-broker, and waits for each: nothing is left running and the event log is closed cleanly.
+broker, and waits for each: nothing is left running and the event log is closed cleanly. If the demo is
+killed outright, the kernel ends its devices (broker/children.py). While it runs, the command line on this
+machine finds it as it finds `vuoro server` (the runfile; zeroconf with --advertise), and a reader of its
+output going away (`vuoro demo | head`) leaves it running, quietly.
 
 On a machine without a screen, or with --headless, the same hall runs without windows and a scripted
 stream of visitors and staff goes through a simulated morning (broker/demo_headless.py).
@@ -14,18 +17,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
 
+from .children import spawn
 from .config import HallConfig
+from .demo_server import HallUnreachable, hall_server, stop_signals, tell
 from .mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
@@ -73,17 +75,40 @@ def demo_devices(hall: HallConfig, tickets_dir: Path) -> list[Device]:
     return devices
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-07") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .cli import add_advertise_arguments
+
     parser.add_argument("--headless", action="store_true",
                         help="no windows: a scripted stream of visitors through a simulated morning, printed")
     parser.add_argument("--db", default="var/demo.sqlite", help="the demo's event log (default var/demo.sqlite)")
     parser.add_argument("--listen", default=None,
                         help="HOST:PORT for the embedded broker (default 127.0.0.1:1883, or a free port if taken)")
     parser.add_argument("--visitors", type=int, default=200, help="--headless: how many visitors (default 200)")
-    parser.add_argument("--speed", type=float, default=240.0,
+    parser.add_argument("--speed", type=_positive, default=240.0,
                         help="--headless: simulated seconds per real second (default 240: a morning in a minute)")
     parser.add_argument("--seed", type=int, default=1, help="--headless: the visitors' random seed")
+    parser.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD",
+                        help="--headless: play the morning of this day, or of the next day the hall is open "
+                        "(default: today)")
     parser.add_argument("--quiet", action="store_true", help="--headless: print the summary only")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="--headless: after the morning, keep the hall server running (at the wall's speed) "
+                        "until Ctrl-C, for the command line in a second terminal")
+    add_advertise_arguments(parser)
 
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
@@ -92,75 +117,40 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
 
     headless = args.headless or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if headless and not args.headless:
-        print("vuoro demo: no screen here (DISPLAY is not set): running the hall without windows (--headless)")
+        tell("vuoro demo: no screen here (DISPLAY is not set): running the hall without windows (--headless)")
     try:
         if headless:
             from .demo_headless import run_headless
 
             return run_headless(args, hall)
         return run_windows(args, hall)
-    except (EmbeddedBrokerError, StoreError) as exc:
-        print(f"vuoro demo: {exc}", file=sys.stderr)
+    except (EmbeddedBrokerError, StoreError, HallUnreachable) as exc:
+        tell(f"vuoro demo: {exc}", err=True)
         return 1
-
-
-@contextmanager
-def hall_server(hall: HallConfig, db: Path, broker_url: str | None, listen: str | None, *,
-                clock: Any = None) -> Iterator[tuple[Any, BrokerAddress]]:
-    """The hall server (and, without a broker URL, the embedded broker) for as long as the block runs."""
-    from .cli import listen_address
-    from .embedded import EmbeddedBroker, start_embedded
-    from .service import HallService
-
-    embedded: EmbeddedBroker | None = None
-    if broker_url:
-        address = BrokerAddress.parse(broker_url)
-    else:  # as `vuoro server` does: 127.0.0.1:1883, or a free port if taken, unless --listen says where
-        host, port, explicit = listen_address(listen)
-        embedded = start_embedded(host, port, any_free_port=not explicit)
-        address = embedded.address
-    db.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        service = HallService(hall, db, address, always_open=True, clock=clock)
-        try:
-            if not service.start(timeout=15):
-                raise RuntimeError(f"the hall server could not reach the broker at {address.url}")
-            yield service, address
-        finally:
-            service.stop()
-    finally:
-        if embedded is not None:
-            embedded.stop()
-
-
-def _stop_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 def run_windows(args: argparse.Namespace, hall: HallConfig) -> int:
     tickets = Path("var/tickets")
     tickets.mkdir(parents=True, exist_ok=True)
-    stop = _stop_signals()
-    with hall_server(hall, Path(args.db), args.broker, args.listen) as (_, address):
-        print(f"vuoro demo: hall {hall.id} ({hall.name[hall.main_language]}) on broker {address.url}; "
-              f"event log {args.db}; printed tickets in {tickets}/", flush=True)
+    stop = stop_signals()
+    with hall_server(args, hall, Path(args.db)) as (_, address):
+        tell(f"vuoro demo: hall {hall.id} ({hall.name[hall.main_language]}) on broker {address.url}; "
+             f"event log {args.db}; printed tickets in {tickets}/")
         children: list[tuple[Device, subprocess.Popen[bytes]]] = []
         logs = Path("var/logs")
         logs.mkdir(parents=True, exist_ok=True)
         for device in demo_devices(hall, tickets):
             out = open(logs / f"{device.app}-{device.id}.log", "wb")  # noqa: SIM115 (closed with the process)
-            proc = subprocess.Popen(device.argv(Path(args.hall), address), stdout=out, stderr=subprocess.STDOUT,
-                                    cwd=os.getcwd(), env=device.env(), start_new_session=True)
+            # Its own session: Ctrl-C in the terminal reaches the demo only, which stops the devices in order.
+            proc = spawn(device.argv(Path(args.hall), address), stdout=out, stderr=subprocess.STDOUT,
+                         cwd=os.getcwd(), env=device.env(), start_new_session=True)
             out.close()
             children.append((device, proc))
-            print(f"  {device.app} {device.id}: window up (log var/logs/{device.app}-{device.id}.log)", flush=True)
-        print("vuoro demo: Ctrl-C stops everything", flush=True)
+            tell(f"  {device.app} {device.id}: window up (log var/logs/{device.app}-{device.id}.log)")
+        tell("vuoro demo: Ctrl-C stops everything")
         failed = _supervise(children, stop)
         _stop_children(children)
-    print("vuoro demo: stopped", flush=True)
+    tell("vuoro demo: stopped")
     return 1 if failed else 0
 
 
@@ -178,8 +168,8 @@ def _supervise(children: list[tuple[Device, subprocess.Popen[bytes]]], stop: thr
                 reported.add(proc.pid)
                 if code != 0:
                     failed = True
-                    print(f"vuoro demo: {device.app} {device.id} stopped with exit code {code}; see "
-                          f"var/logs/{device.app}-{device.id}.log", file=sys.stderr, flush=True)
+                    tell(f"vuoro demo: {device.app} {device.id} stopped with exit code {code}; see "
+                         f"var/logs/{device.app}-{device.id}.log", err=True)
         if alive == 0:
             break
     return failed

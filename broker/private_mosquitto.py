@@ -3,7 +3,7 @@
 Mosquitto routes by the book (amqtt 0.12 did not: tests/test_broker_routing.py), carries several
 thousand durable issues a second on a small machine, and persists QoS 1 sessions. It runs as a child
 process on a config written into a private runtime folder (removed once it listens), dies with the
-thread that started it (Linux PR_SET_PDEATHSIG: start it from the main thread), and its log lines go
+thread that started it (broker/children.py: start it from the main thread), and its log lines go
 to Python logging as `broker.mosquitto`.
 
 Anonymous clients are allowed: this broker is the no-accounts trial and demo mode, reachable only
@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 import getpass
 import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from .children import spawn
 from .embedded_common import EmbeddedBroker, EmbeddedBrokerError, port_is_free
 from .mqtt import BrokerAddress
 
@@ -41,7 +38,6 @@ broker_log = logging.getLogger("broker.mosquitto")
 SEARCH_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
 STOP_S = 5.0  # SIGTERM, then this long to write its persistence file and go, then SIGKILL
 LOG_LINES = 200  # the last lines kept for error messages
-PR_SET_PDEATHSIG = 1
 
 # As the production config (assets/mosquitto/vuoro.conf) for queues and sessions, so that a trial behaves
 # like the hall it becomes: a device away for a while gets what it missed, a burst of commands for a busy
@@ -90,20 +86,6 @@ def render_config(host: str, port: int, persistence: Path | None) -> str:
     return CONFIG.format(host=host, port=port, persistence=stored, user=getpass.getuser())
 
 
-def _die_with_parent() -> Callable[[], None]:
-    """A preexec_fn: the child gets SIGTERM when the thread that started it dies, even by SIGKILL.
-    libc is looked up here, before the fork: in the child only the call itself runs."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    prctl, parent = libc.prctl, os.getpid()
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
 class PrivateMosquitto(EmbeddedBroker):
     """Mosquitto as a child process on host:port; `persistence` is its database file (sessions, retained
     messages and queued QoS 1 messages survive a restart), or None for none."""
@@ -149,9 +131,10 @@ class PrivateMosquitto(EmbeddedBroker):
         try:
             # its own session: a Ctrl-C at the terminal reaches the server, which says goodbye on this broker
             # before it stops it; PR_SET_PDEATHSIG still takes it down with us
-            self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.folder,
-                                         preexec_fn=_die_with_parent(), start_new_session=True)
+            # Mosquitto tells $NOTIFY_SOCKET "READY=1" itself: only the hall server may say when the hall is ready
+            env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+            self.proc = spawn([self.binary, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True, env=env)
         except (OSError, subprocess.SubprocessError) as exc:
             self._cleanup()
             raise EmbeddedBrokerError(f"cannot run {self.binary}: {exc}") from exc

@@ -74,7 +74,9 @@ def test_commands_received_but_not_committed_come_back_after_sigkill(mosquitto, 
             server = ServerProcess(db, mosquitto.address, extra=args)
             if kill == 2:
                 monkeypatch.delenv("VUORO_TEST_COMMIT_DELAY_S")
-            server.start()
+            # the second server is held before its first commit, so it never gets to say "ready" (ready means
+            # its online presence is acknowledged, which the hold delays): it is waited for through the hook
+            server.start(wait_ready=kill == 2)
 
         # the third server answers each command once; a last command, sent after all that, shows that the
         # broker has nothing older left for the server (it sends a session's messages in order)
