@@ -14,21 +14,60 @@ from .config import HallConfig
 from .mqtt import BrokerAddress
 
 TIMEOUT_S = 5.0
+# Exit codes: 0 done, 1 refused by the hall server, 2 bad arguments or config, 3 server or broker unreachable,
+# 4 refused by the broker: a login it does not accept, or an action its ACL does not allow for this account
+EXIT_REFUSED = 4
+ACTS_FOR_ALL = ("server", "admin")  # the accounts whose ACL lets them send any command of the hall
+
+
+def acting_as(args: argparse.Namespace) -> tuple[str, str] | str:
+    """Who `vuoro ticket`/`vuoro call` send as: (role, device), or why this account may not (a sentence).
+
+    With a device's credentials the command acts as that device, as its ACL allows nothing else: a kiosk's
+    credentials draw tickets as that kiosk, a counter's act only for that counter. IT's and the server's
+    accounts may act for any kiosk or counter; without credentials (a trial broker) anything goes."""
+    creds = None
+    if getattr(args, "credentials", None):
+        from .credentials import CredentialsError, load_credentials
+
+        try:
+            creds = load_credentials(args.credentials)
+        except CredentialsError:
+            creds = None  # resolve_broker already refused a broken file; not reached in practice
+    if args.command == "ticket":
+        if creds is not None and creds.role == "kiosk":
+            if args.device not in (None, creds.device):
+                return (f"not allowed for this account: the credentials are kiosk {creds.device}'s "
+                        f"({creds.username}), which draws tickets only as kiosk {creds.device}")
+            return "kiosk", creds.device
+        wanted = ("kiosk", args.device or "cli")
+    else:
+        wanted = ("counter", str(args.counter))
+        if creds is not None and creds.role == "counter" and creds.device != wanted[1]:
+            return (f"not allowed for this account: the credentials are counter {creds.device}'s "
+                    f"({creds.username}), which acts only for counter {creds.device}")
+    if creds is not None and creds.role not in ACTS_FOR_ALL and creds.role != wanted[0]:
+        return (f"not allowed for this account: {creds.role} {creds.device} ({creds.username}) may not act as "
+                f"a {wanted[0]}; use that device's credentials or IT's (admin-it.toml)")
+    return wanted
 
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
     if args.command == "status":
         return _status(args, hall, address)
-    role, device = ("kiosk", args.device) if args.command == "ticket" else ("counter", args.counter)
+    who = acting_as(args)
+    if isinstance(who, str):
+        print(f"vuoro: {who}", file=sys.stderr)
+        return EXIT_REFUSED
+    role, device = who
     try:
         client = HallClient(address, hall.id, role, device, version=args.mqtt_version, presence=False)
     except ValueError as exc:
         print(f"vuoro: {exc}", file=sys.stderr)
         return 2
-    if not client.start(timeout=TIMEOUT_S):
-        client.close()
-        print(f"vuoro: cannot reach the broker at {address.url} (is `vuoro server` running?)", file=sys.stderr)
-        return 3
+    refused = _connect(client, address)
+    if refused is not None:
+        return refused
     try:
         if args.command == "ticket":
             topic = _topic_id(hall, args.topic)
@@ -37,6 +76,11 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
         else:
             result = client.request(args.action, TIMEOUT_S, **_call_fields(args))
     except ServerUnavailable as exc:
+        if client.link.publish_refused:
+            print(f"vuoro: not allowed for this account: the broker {address.url} refused what "
+                  f"{address.username or 'an anonymous client'} sent as {role} {device} "
+                  f"({client.link.publish_refused}; its ACL)", file=sys.stderr)
+            return EXIT_REFUSED
         print(f"vuoro: {exc.message}", file=sys.stderr)
         return 3
     except CommandError as exc:
@@ -49,15 +93,40 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
         return 1
     finally:
         client.close()
+    if args.command == "ticket":
+        from kiosk.ticket import status_url  # the link the paper ticket's QR code carries
+
+        result["url"] = status_url(hall, result["ticket"].get("token"))  # None when the hall has no public_url
     if args.json:
         print(json.dumps({"ok": True, "result": result}, ensure_ascii=False))
     elif args.command == "ticket":
         print(describe_ticket(hall, result["ticket"], args.lang))
+        if result["url"]:
+            print(f"page: {result['url']}")
     else:
         print(describe_counter(hall, result))
     if args.command == "ticket" and getattr(args, "printer", None):
         return _print_ticket(hall, result["ticket"], args.printer, args.lang)
     return 0
+
+
+def _connect(client: HallClient, address: BrokerAddress) -> int | None:
+    """Connect; None when connected and allowed to hear its answers, else the exit code (said why)."""
+    client.start(timeout=0)
+    if not client.link.wait_ready_or_refused(TIMEOUT_S):
+        client.close()
+        if client.link.login_refused:
+            print(f"vuoro: {client.link.refusal_message()}", file=sys.stderr)
+            return EXIT_REFUSED
+        print(f"vuoro: cannot reach the broker at {address.url} (is `vuoro server` running?)", file=sys.stderr)
+        return 3
+    refused = client.link.refused_subscriptions
+    if refused:
+        client.close()
+        print(f"vuoro: not allowed for this account: the broker {address.url} does not let "
+              f"{address.username or 'an anonymous client'} read {', '.join(refused)} (its ACL)", file=sys.stderr)
+        return EXIT_REFUSED
+    return None
 
 
 def _print_ticket(hall: HallConfig, ticket: dict[str, Any], uri: str, lang: str | None) -> int:
@@ -147,13 +216,28 @@ def describe_counter(hall: HallConfig, result: dict[str, Any]) -> str:
     return line
 
 
+def _watcher(args: argparse.Namespace) -> tuple[str, str]:
+    """Who `vuoro status` listens as: a device's own account reads the hall's state under its own name (its
+    ACL lets it read only its own replies), IT's and the server's as a passing admin terminal."""
+    if getattr(args, "credentials", None):
+        from .credentials import CredentialsError, load_credentials
+
+        try:
+            creds = load_credentials(args.credentials)
+        except CredentialsError:
+            pass
+        else:
+            if creds.role not in ACTS_FOR_ALL:
+                return creds.role, creds.device
+    return "admin", f"status-{p.new_command_id()[:8]}"
+
+
 def _status(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
-    client = HallClient(address, hall.id, "admin", f"status-{p.new_command_id()[:8]}", version=args.mqtt_version,
-                        presence=False, watch=True)
-    if not client.start(timeout=TIMEOUT_S):
-        client.close()
-        print(f"vuoro: cannot reach the broker at {address.url}", file=sys.stderr)
-        return 3
+    role, device = _watcher(args)
+    client = HallClient(address, hall.id, role, device, version=args.mqtt_version, presence=False, watch=True)
+    refused = _connect(client, address)
+    if refused is not None:
+        return refused
     try:
         wanted = {p.HALL_PART, p.CALLS_PART, p.SERVER_PART} | {p.queue_part(t) for t in hall.topics} \
             | {p.counter_part(c) for c in hall.counters}

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import protocol as p
 
-ROLES = ("server", "admin", "kiosk", "counter", "display")
+ROLES = ("server", "admin", "kiosk", "counter", "display", "web")
 _KEYS = {"hall", "role", "device", "username", "password", "ca", "broker"}
 
 

@@ -40,6 +40,7 @@ SERVICE_TYPE = "_vuoro._tcp.local."
 INTERFACES_ENV = "VUORO_MDNS_INTERFACES"
 RESOLVE_MS = 1500
 REGISTER_S = 10.0
+DISCOVER_S = 5.0  # how long a device (and doctor) looks for its hall server on the LAN before giving up
 Interfaces = InterfaceChoice | list[str]
 
 

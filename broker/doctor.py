@@ -1,6 +1,6 @@
 """`vuoro doctor`: check a device's setup, one step after the other, and say in plain words what is wrong.
 
-    vuoro doctor --credentials /etc/vuoro/credentials.toml     # as the device would start
+    vuoro doctor --credentials /etc/vuoro/kiosk-K1.toml        # as the device would start
     vuoro doctor --role kiosk --id K1 --broker mqtt://hall:1883  # without credentials (an open broker)
 
 The steps follow the way a device comes up: the hall file, its credentials, where the hall server
@@ -19,7 +19,7 @@ import os
 import socket
 import ssl
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,20 +69,27 @@ class Report:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--role", choices=["kiosk", "counter", "display", "server", "admin"],
+    parser.add_argument("--role", choices=["kiosk", "counter", "display", "server", "admin", "web"],
                         help="what this machine runs (default: the credentials file's role)")
     parser.add_argument("--id", help="the device id (default: the credentials file's)")
     parser.add_argument("--printer", default=os.environ.get("VUORO_PRINTER"),
                         help="kiosk: the printer URI to check (default: the kiosk's printer in the hall file)")
-    parser.add_argument("--discover-timeout", type=float, default=5.0, metavar="S",
-                        help="how long to look for the hall server on the LAN (default 5 s)")
+    parser.add_argument("--discover-timeout", type=float, default=None, metavar="S",
+                        help="how long to look for the hall server on the LAN (default: as long as a device "
+                        "looks, 5 s)")
 
 
-def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
+# Asks the printer at a URI for its state: (kiosk.printer_status.PrinterState's value, message). The command
+# line hands it in (vuoro/doctor_command.py): ops may not import a device's code.
+AskPrinter = Callable[[str], tuple[str, str]]
+
+
+def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress, *,
+        ask_printer: AskPrinter | None = None) -> int:
     """`address` is not used: doctor finds the broker itself, so that it can tell how it went."""
     if args.log_level == "WARNING":  # the link's own warnings would repeat, less plainly, what the report says
         logging.getLogger("broker.mqtt").setLevel(logging.ERROR)
-    doctor = Doctor(args, hall)
+    doctor = Doctor(args, hall, ask_printer)
     report = doctor.check()
     who = "the hall server" if doctor.role == "server" else " ".join(filter(None, [doctor.role, doctor.device])) \
         or "this machine"
@@ -93,8 +100,9 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
 
 
 class Doctor:
-    def __init__(self, args: argparse.Namespace, hall: HallConfig) -> None:
+    def __init__(self, args: argparse.Namespace, hall: HallConfig, ask_printer: AskPrinter | None = None) -> None:
         self.args, self.hall = args, hall
+        self.ask_printer = ask_printer
         self.report = Report()
         self.creds: Credentials | None = None
         self.role: str | None = args.role
@@ -170,9 +178,10 @@ class Doctor:
 
     def _locate(self) -> BrokerAddress | None:
         from . import discovery
-        from .cli import BrokerNotFound, resolve_broker
+        from .locate import BrokerNotFound, resolve_broker
 
-        timeout = self.args.discover_timeout
+        # a device's own patience (discovery.DISCOVER_S): what doctor reports is what the device would see
+        timeout = discovery.DISCOVER_S if self.args.discover_timeout is None else self.args.discover_timeout
         try:
             address, how = resolve_broker(self.args, self.hall, discover_s=timeout)
         except BrokerNotFound as exc:
@@ -200,6 +209,11 @@ class Doctor:
                                 "is on the hall's network, or give --broker mqtt://HOST:PORT")
             return None
         self.report.add(OK, f"hall server's broker: {address.url} (from {how})")
+        loopback = address.host in ("localhost", "::1") or address.host.startswith("127.")
+        if self.creds and self.creds.ca_file and not address.tls and not loopback:
+            self.report.add(WARN, f"the credentials hold the hall's CA, but {address.url} is plain MQTT: the "
+                            "password would cross the network unencrypted",
+                            "use the TLS listener: --broker mqtts://HOST:8883 (or broker = ... in the credentials)")
         if how.startswith("zeroconf"):
             try:
                 same = [a for a in discovery.browse(0.5) if a.hall == self.hall.id]
@@ -340,18 +354,23 @@ class Doctor:
             message = str(live["printer"].get("message", ""))
             self.report.add(*printer_finding(uri, state, message, running=True))
             return
-        from kiosk.printer import Printer
-
+        if self.ask_printer is None:
+            self.report.add(WARN, f"printer {uri}: not asked", "run `vuoro doctor`, which knows the kiosk's printers")
+            return
         try:
-            printer = Printer(uri)
+            state, message = self.ask_printer(uri)
+        except ModuleNotFoundError as exc:  # a kiosk installed without its printer extra: the other checks stand
+            from .extras import missing_extra
+
+            if missing_extra(exc) is None:
+                raise
+            self.report.add(FAIL, f"the printer's libraries are not installed here ({exc.name} is missing)",
+                            "pip install 'vuoro[kiosk]' into Vuoro's virtualenv")
+            return
         except ValueError as exc:
             self.report.add(FAIL, f"printer: {exc}", "fix the printer URI in the hall file ([[kiosks]] printer)")
             return
-        try:
-            status = printer.status()
-        finally:
-            printer.close()
-        self.report.add(*printer_finding(uri, status.state.value, status.message, running=False))
+        self.report.add(*printer_finding(uri, state, message, running=False))
 
 
 def printer_finding(uri: str, state: str, message: str, *, running: bool) -> tuple[str, str, str]:

@@ -36,6 +36,12 @@ VERSIONS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 KEEPALIVE_S = 15
 SESSION_EXPIRY_S = 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 3.0
+# A refused login is tried again slowly (a password does not mend itself; IT fixes it, or a reload of the broker
+# catches up with `vuoro provision`), so the log says it once a minute at most, not four times a second.
+REFUSED_MIN_S, REFUSED_MAX_S = 1.0, 60.0
+# CONNACK reasons that mean "not with this account" (MQTT 5 codes; paho maps 3.1.1's 4 and 5 to 134 and 135):
+# client identifier not valid, bad user name or password, not authorized, bad authentication method
+LOGIN_REFUSED = frozenset({133, 134, 135, 140})
 READ_BURST = 10000  # packets read in one poll before the caller gets to work on them
 WRITE_GATHER_MAX = 1 << 18  # bytes gathered before a send even inside a batch
 
@@ -221,6 +227,10 @@ class MqttLink:
         self._subscribe_mid: int | None = None
         self.connects = 0
         self.refusal: str | None = None  # why the broker last refused us (bad credentials...), until we get in
+        self.login_refused = False  # that refusal was about the account (not a full or shutting-down broker)
+        self._refused_wait = REFUSED_MIN_S
+        self.refused_subscriptions: list[str] = []  # topic filters the broker's ACL refused on the last connect
+        self.publish_refused: str | None = None  # why the broker refused a publish (MQTT 5 tells: its ACL), if it did
         protocol = VERSIONS[version]
         if persistent:
             client_id = session_client_id(client_id, address)
@@ -241,6 +251,8 @@ class MqttLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+        if version == "5":  # only MQTT 5's PUBACK can say "not authorized"; 3.1.1 brokers drop such a publish
+            self.client.on_publish = self._on_publish
 
     # ------------------------------------------------------------ lifecycle
 
@@ -321,6 +333,24 @@ class MqttLink:
     def wait_ready(self, timeout: float | None) -> bool:
         return self._ready.wait(timeout)
 
+    def wait_ready_or_refused(self, timeout: float) -> bool:
+        """Wait until connected (True), or until the broker refuses this account or timeout passes (False:
+        `login_refused` tells them apart). A refused login is final for a command line: it does not wait on."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.is_set():
+            if self.login_refused:
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._ready.wait(min(0.05, left))
+        return True
+
+    def refusal_message(self) -> str:
+        """The refusal in words that name the account, for IT."""
+        who = self.address.username or "an anonymous client"
+        return f"the broker {self.address.url} refused the login of {who}: {self.refusal or 'no reason given'}"
+
     @property
     def connected(self) -> bool:
         return self._ready.is_set()
@@ -372,10 +402,19 @@ class MqttLink:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
             self.refusal = str(reason)
-            log.warning("broker %s refused the connection of %s: %s", self.address.url,
-                        self.address.username or "an anonymous client", reason)
+            self.login_refused = reason.value in LOGIN_REFUSED
+            log.warning("broker %s refused the connection of %s: %s; trying again in %.0f s", self.address.url,
+                        self.address.username or "an anonymous client", reason, self._refused_wait)
+            # slower retries while refused: paho's own delay for a link on paho's thread, ours for a driven one
+            if self._refused_wait == REFUSED_MIN_S:
+                client.reconnect_delay_set(min_delay=REFUSED_MIN_S, max_delay=REFUSED_MAX_S)  # type: ignore[arg-type]
+            self._next_attempt = time.monotonic() + self._refused_wait
+            self._refused_wait = min(self._refused_wait * 2, REFUSED_MAX_S)
             return
-        self.refusal = None
+        if self.refusal is not None:
+            self.refusal, self.login_refused, self._refused_wait = None, False, REFUSED_MIN_S
+            client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
+        self.refused_subscriptions = []
         self.connects += 1
         log.info("connected to %s (MQTT %s)", self.address.url, self.version)
         if self.subscriptions:
@@ -383,11 +422,19 @@ class MqttLink:
         else:
             self._became_ready()
 
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self.publish_refused = str(reason)
+            log.error("broker %s refused a publish of %s: %s", self.address.url,
+                      self.address.username or "an anonymous client", reason)
+
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
         if mid == self._subscribe_mid:
-            failed = [r for r in reasons if r.is_failure]
-            if failed:
-                log.error("broker refused subscriptions %s: %s", self.subscriptions, failed)
+            self.refused_subscriptions = [t for t, r in zip(self.subscriptions, reasons, strict=False) if r.is_failure]
+            if self.refused_subscriptions:
+                log.error("broker %s did not let %s subscribe to %s (its ACL: not allowed for this account)",
+                          self.address.url, self.address.username or "an anonymous client",
+                          ", ".join(self.refused_subscriptions))
             self._became_ready()
 
     def _became_ready(self) -> None:

@@ -13,6 +13,8 @@ The ACL is derived from broker/protocol.py's topics, one account per device:
     kiosk K       publishes cmd/kiosk/K only; reads reply/kiosk/K, state, events, presence
     counter C     publishes cmd/counter/C only; reads reply/counter/C, state, events, presence
     display D     reads state, events, presence; publishes only its own presence
+    web W         `vuoro web`, the visitors' pages: publishes cmd/web/W only (feedback, replay); reads
+                  reply/web/W, state, events, presence
     admin (IT)    publishes any command of the hall (the terminal's `vuoro call`...); reads all replies
 
 and every device also publishes its own retained presence, device/<role>/<id> (its Last Will).
@@ -34,17 +36,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import assets
+
 from . import protocol as p
-from .config import ASSETS, HallConfig
+from .config import HallConfig
 from .credentials import Credentials, CredentialsError, load_credentials, username_for
 
-CONF_TEMPLATE = ASSETS / "mosquitto" / "vuoro.conf"
-TLS_TEMPLATE = ASSETS / "mosquitto" / "vuoro-tls.conf"
+CONF_TEMPLATE = assets.path("mosquitto", "vuoro.conf")
+TLS_TEMPLATE = assets.path("mosquitto", "vuoro-tls.conf")
 TEMPLATE_DIR = "/etc/mosquitto/vuoro/"
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the broker reads the count from each line
 SALT_BYTES = 12
 PASSWORD_BYTES = 24
 READ, WRITE, READWRITE = "read", "write", "readwrite"
+WEB_DEVICE = "web"  # the account of a hall's `vuoro web` (its --device): one visitor web server per hall
 
 
 # ---------------------------------------------------------------- who and what
@@ -52,7 +57,7 @@ READ, WRITE, READWRITE = "read", "write", "readwrite"
 @dataclass(frozen=True)
 class Identity:
     hall: str
-    role: str  # server, admin, kiosk, counter, display
+    role: str  # server, admin, kiosk, counter, display, web
     device: str
 
     @property
@@ -68,12 +73,14 @@ class Identity:
 
 
 def identities(hall: HallConfig, admins: Iterable[str] = ("it",)) -> list[Identity]:
-    """Every account a hall needs: its server, IT's terminal(s), and each kiosk, counter and display."""
+    """Every account a hall needs: its server, IT's terminal(s), each kiosk, counter and display, and the
+    visitors' web server."""
     found = [Identity(hall.id, "server", "server")]
     found += [Identity(hall.id, "admin", name) for name in admins]
     found += [Identity(hall.id, "kiosk", k) for k in hall.kiosks]
     found += [Identity(hall.id, "counter", c) for c in hall.counters]
     found += [Identity(hall.id, "display", d) for d in hall.displays]
+    found.append(Identity(hall.id, "web", WEB_DEVICE))
     for identity in found:
         identity.username  # noqa: B018 -- checks the ids now, with a clear error, not halfway through writing
     return found
@@ -335,36 +342,55 @@ def provision(hall: HallConfig, directory: str | Path, *, tls: bool = False,
     given, is written into the devices' credentials (else they find the hall by zeroconf).
     """
     accounts = identities(hall, admins)
-    directory = Path(directory)
+    rotate = set(rotate)
+    _check_rotations(hall, accounts, rotate)  # before anything is written
+    directory = Path(directory).absolute()  # vuoro.conf and the hints name it for Mosquitto and IT, from anywhere
     directory.mkdir(parents=True, exist_ok=True)
     creds_dir = credentials_dir(directory, hall.id)
     creds_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(creds_dir, 0o700)
-    rotate = set(rotate)
+    done = Provisioned(directory, tls=tls)
+    if tls:
+        done.server_names = _write_certificates(hall, directory, creds_dir, server_names, mosquitto_group)
+    # provisioned with TLS before: the devices keep checking the broker's certificate
+    ca_name = "ca.crt" if (creds_dir / "ca.crt").exists() else None
+    passwords = _write_credentials(hall, accounts, creds_dir, rotate, device_broker, ca_name, done)
+    _write_broker_files(hall, accounts, directory, passwords, hasher, mosquitto_group, done)
+    done.tls = tls or ((directory / "server.crt").exists() and (directory / "server.key").exists())
+    _write(directory / "vuoro.conf", render_conf(directory, tls=done.tls).encode("utf-8"), 0o644)
+    return done
+
+
+def _check_rotations(hall: HallConfig, accounts: Sequence[Identity], rotate: set[str]) -> None:
+    """Raises ValueError for a --rotate that names no account of the hall."""
     known_rotations = {"all", *(f"{i.role}/{i.device}" for i in accounts), "server"}
     unknown = sorted(rotate - known_rotations)
     if unknown:
         raise ValueError(f"--rotate {unknown[0]!r}: no such account in hall {hall.id} "
                          "(give ROLE/ID such as kiosk/K1, or server, or all)")
-    done = Provisioned(directory, tls=tls)
 
-    ca_name = None
-    if tls:
-        ca_key_path, ca_path = directory / "ca.key", directory / "ca.crt"
-        if not (ca_key_path.exists() and ca_path.exists()):
-            key_pem, cert_pem = make_ca(f"Vuoro CA ({hall.id})")
-            _write(ca_key_path, key_pem, 0o600)
-            _write(ca_path, cert_pem, 0o644)
-        names = list(server_names) or default_server_names()
-        key_pem, cert_pem = make_server_cert(ca_key_path.read_bytes(), ca_path.read_bytes(), names)
-        _write(directory / "server.key", key_pem, 0o640, group=mosquitto_group)
-        _write(directory / "server.crt", cert_pem, 0o644)
-        _write(creds_dir / "ca.crt", ca_path.read_bytes(), 0o644)
-        done.server_names = names
-        ca_name = "ca.crt"
-    elif (creds_dir / "ca.crt").exists():
-        ca_name = "ca.crt"  # provisioned with TLS before: devices keep checking the broker's certificate
 
+def _write_certificates(hall: HallConfig, directory: Path, creds_dir: Path, server_names: Sequence[str],
+                        mosquitto_group: str | None) -> list[str]:
+    """The hall's CA (made once, then kept), a broker certificate signed by it for the names (new each run),
+    and the CA's certificate beside the devices' credentials. Returns the names."""
+    ca_key_path, ca_path = directory / "ca.key", directory / "ca.crt"
+    if not (ca_key_path.exists() and ca_path.exists()):
+        key_pem, cert_pem = make_ca(f"Vuoro CA ({hall.id})")
+        _write(ca_key_path, key_pem, 0o600)
+        _write(ca_path, cert_pem, 0o644)
+    names = list(server_names) or default_server_names()
+    key_pem, cert_pem = make_server_cert(ca_key_path.read_bytes(), ca_path.read_bytes(), names)
+    _write(directory / "server.key", key_pem, 0o640, group=mosquitto_group)
+    _write(directory / "server.crt", cert_pem, 0o644)
+    _write(creds_dir / "ca.crt", ca_path.read_bytes(), 0o644)
+    return names
+
+
+def _write_credentials(hall: HallConfig, accounts: Sequence[Identity], creds_dir: Path, rotate: set[str],
+                       device_broker: str | None, ca_name: str | None, done: Provisioned) -> dict[str, str]:
+    """Each account's credentials file (its password kept unless rotated), and the files of accounts the hall no
+    longer has removed. Returns the passwords by user name, for the broker's password file."""
     passwords: dict[str, str] = {}
     wanted = {creds_dir / i.file_name for i in accounts}
     for identity in accounts:
@@ -378,17 +404,21 @@ def provision(hall: HallConfig, directory: str | Path, *, tls: bool = False,
             bucket = done.rotated if old is not None else done.created
         bucket.append(identity)
         passwords[identity.username] = password
-        local = identity.role in ("server", "admin")
-        broker = "mqtt://127.0.0.1:1883" if local else device_broker
+        local = identity.role in ("server", "admin")  # on the broker's own machine, on its loopback listener
         creds = Credentials(hall=hall.id, role=identity.role, device=identity.device, username=identity.username,
-                            password=password, broker=broker)
+                            password=password, broker="mqtt://127.0.0.1:1883" if local else device_broker)
         _write(path, creds.dump(ca_name).encode("utf-8"), 0o600)
         done.credentials[identity] = path
     for stale in sorted(creds_dir.glob("*.toml")):
         if stale not in wanted:
             stale.unlink()
             done.removed.append(stale.name)
+    return passwords
 
+
+def _write_broker_files(hall: HallConfig, accounts: Sequence[Identity], directory: Path, passwords: dict[str, str],
+                        hasher: str, mosquitto_group: str | None, done: Provisioned) -> None:
+    """The broker's password file and ACL, this hall's part replaced and other halls' kept."""
     hashed = hash_passwords(passwords, hasher=hasher)
     done.hasher = "mosquitto_passwd" if hasher != "python" and mosquitto_passwd() else "python"
     passwd = directory / "passwd"
@@ -397,10 +427,6 @@ def provision(hall: HallConfig, directory: str | Path, *, tls: bool = False,
     acl = directory / "acl"
     _write(acl, merge_acl(_read(acl), hall.id, render_acl_block(hall.id, accounts)).encode("utf-8"), 0o640,
            group=mosquitto_group)
-    tls_ready = (directory / "server.crt").exists() and (directory / "server.key").exists()
-    _write(directory / "vuoro.conf", render_conf(directory, tls=tls or tls_ready).encode("utf-8"), 0o644)
-    done.tls = tls or tls_ready
-    return done
 
 
 def _old_password(path: Path, identity: Identity) -> str | None:

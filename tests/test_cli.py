@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
+from broker.config import INSTALLED_HALL
 from tests.support.brokers import DEMO_HALL, ROOT, ServerProcess, free_port
+from tests.support.wait import REPLY_S
 
 pytestmark = pytest.mark.slow
 
 
-def vuoro(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VUORO_HALL", "VUORO_BROKER")}
+def vuoro(*args: str, timeout: float = 30, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VUORO_HALL", "VUORO_BROKER", "VUORO_CREDENTIALS")}
+    env.update(extra_env)
     return subprocess.run([sys.executable, "-m", "broker.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)
 
@@ -65,11 +69,68 @@ def test_unreachable_broker_is_a_clear_error_not_a_hang(tmp_path):
 
 
 def test_server_with_embedded_broker_prints_its_url_and_serves(tmp_path):
+    """The server's own broker keeps its sessions beside the event log (a restart loses no device's queue)."""
     port = free_port()
-    server = ServerProcess(tmp_path / "demo.sqlite", None, extra=["--listen", f"127.0.0.1:{port}"]).start()
+    server = ServerProcess(tmp_path / "demo.sqlite", None, extra=["--listen", f"127.0.0.1:{port}"],
+                           env={"VUORO_EMBEDDED_BROKER": "mosquitto"}).start()
     try:
         assert f"mqtt://127.0.0.1:{port}" in server.ready_line
         result = vuoro("ticket", "general", "--json", "--broker", f"mqtt://127.0.0.1:{port}")
         assert json.loads(result.stdout)["result"]["ticket"]["number"] == "A001"
     finally:
         assert server.stop() == 0
+    assert (tmp_path / "demo.mosquitto.db").stat().st_size > 0  # Mosquitto wrote it on its way out
+
+
+def test_the_server_tells_systemd_it_is_ready_only_once_it_is(tmp_path):
+    """Type=notify: READY=1 reaches $NOTIFY_SOCKET after the server is connected and online (its "ready" line),
+    and STOPPING=1 when it stops."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(REPLY_S)
+    server = ServerProcess(tmp_path / "hall.sqlite", None, extra=["--listen", f"127.0.0.1:{free_port()}"],
+                           env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+    try:
+        server.start()
+        ready = sock.recv(4096).decode()
+        assert ready.splitlines()[0] == "READY=1" and "STATUS=serving hall kvarnby" in ready, ready
+    finally:
+        assert server.stop() == 0
+    assert sock.recv(4096) == b"STOPPING=1"
+    sock.close()
+
+
+def test_without_hall_the_installed_hall_is_used_and_the_demo_is_said(tmp_path):
+    """--hall, else $VUORO_HALL, else /etc/vuoro/hall.toml, else the demo hall with a note on stderr (this test
+    machine has no /etc/vuoro/hall.toml: config.find_hall_file's own test covers that step)."""
+    assert not INSTALLED_HALL.exists(), f"{INSTALLED_HALL} on a test machine"
+    own = tmp_path / "hall.toml"
+    own.write_text(DEMO_HALL.read_text(encoding="utf-8").replace('id = "kvarnby"', 'id = "myllyla"', 1),
+                   encoding="utf-8")
+    mine = vuoro("provision", "--out", str(tmp_path / "mine"), "--hasher", "python", VUORO_HALL=str(own))
+    assert mine.returncode == 0, mine.stderr
+    assert "hall myllyla: " in mine.stdout and "demo hall" not in mine.stderr
+    demo = vuoro("provision", "--out", str(tmp_path / "demo"), "--hasher", "python")
+    assert demo.returncode == 0, demo.stderr
+    assert "hall kvarnby: " in demo.stdout
+    assert f"no hall file given (--hall, $VUORO_HALL) and no {INSTALLED_HALL}: using the demo hall" in demo.stderr
+
+
+def test_a_hall_runner_is_findable_while_it_runs_and_not_after(tmp_path, monkeypatch):
+    """cli.announced, which `vuoro server` and `vuoro demo` both run their hall in: the runfile the command line
+    reads exists exactly as long as the block, and is left alone if another server has taken it over."""
+    from broker import cli, runfile
+    from broker.config import load_hall
+    from broker.mqtt import BrokerAddress
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    hall = load_hall(DEMO_HALL)
+    args = cli.build_parser().parse_args(["demo", "--headless"])
+    address = BrokerAddress.parse("mqtt://127.0.0.1:41883")
+    with pytest.raises(RuntimeError), cli.announced(args, hall, address):
+        assert runfile.read(hall.id) == address.url
+        raise RuntimeError("the hall stopped on an error")
+    assert runfile.read(hall.id) is None
+    with cli.announced(args, hall, address):
+        runfile.write(hall.id, "mqtt://127.0.0.1:42883")  # a second server started meanwhile
+    assert runfile.read(hall.id) == "mqtt://127.0.0.1:42883"

@@ -19,8 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker import discovery
-from broker.cli import DISCOVER_S
-from broker.discovery import Advertiser, HallAdvert, browse, choose, find_hall, parse_advert
+from broker.discovery import DISCOVER_S, Advertiser, HallAdvert, browse, choose, find_hall, parse_advert
 from tests.support.brokers import DEMO_HALL, ROOT, AmqttBroker, MosquittoBroker, ServerProcess
 
 LOOPBACK = ["127.0.0.1"]

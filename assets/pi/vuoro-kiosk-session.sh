@@ -2,7 +2,8 @@
 # Runs a Vuoro device app (kiosk, counter or display) in the Raspberry Pi's desktop session, full
 # screen, with the screen saver and screen blanking off, and starts it again whenever it stops:
 # a crash, an update, or the hall server's host being down at boot (the app then exits with
-# "hall not found" and is retried here). Started by vuoro-kiosk.desktop (XDG autostart).
+# "hall not found" and is retried here). Started by vuoro-kiosk.desktop (XDG autostart, which the Pi's
+# labwc and wayfire sessions both run); setup-pi.sh installs both as /opt/vuoro/vuoro-kiosk-session.sh.
 #
 #   vuoro-kiosk-session.sh [APP [ID]]      APP: kiosk (default), counter or display; ID: K1 ...
 #
@@ -18,10 +19,12 @@ VUORO=${VUORO:-/opt/vuoro/.venv/bin/vuoro}
 export VUORO_HALL="${VUORO_HALL:-/etc/vuoro/hall.toml}"
 export VUORO_CREDENTIALS="${VUORO_CREDENTIALS:-/etc/vuoro/$APP-$ID.toml}"
 export KIVY_HOME="${KIVY_HOME:-$HOME/.cache/vuoro-kivy}"
+# No mouse pointer over the app, on Wayland and X11 alike (Kivy reads KCFG_<section>_<key>).
+export KCFG_GRAPHICS_SHOW_CURSOR="${KCFG_GRAPHICS_SHOW_CURSOR:-0}"
 
-# No screen saver, no blanking, no power saving of the display (X11; on Wayland, raspi-config's
-# "Screen Blanking: No" does it, see README.md).
-if [ -n "${DISPLAY:-}" ] && command -v xset >/dev/null 2>&1; then
+# No screen saver, no blanking: on Wayland (labwc, the Bookworm desktop) raspi-config's "Screen Blanking: No"
+# does it (setup-pi.sh runs `raspi-config nonint do_blanking 1`); on an X11 desktop xset does too.
+if [ -z "${WAYLAND_DISPLAY:-}" ] && [ -n "${DISPLAY:-}" ] && command -v xset >/dev/null 2>&1; then
     xset s off s noblank -dpms || true
 fi
 
