@@ -6,19 +6,26 @@ wrong, and an unknown key is an error (a typo must not silently fall back to a d
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEMO_HALL = ASSETS / "halls" / "demo.toml"
+import assets
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from .config_reader import ConfigError as ConfigError  # re-exported: every caller's one import
+from .config_reader import Reader, kind_of
+from .hours import WEEKDAYS as WEEKDAYS
+from .hours import OpeningHours as OpeningHours
+from .hours import parse_hours
+
+DEMO_HALL = assets.path("halls", "demo.toml")
+INSTALLED_HALL = Path("/etc/vuoro/hall.toml")  # where the README installs a real hall's file
+
 DIRECTIONS = (
     "left",
     "right",
@@ -32,16 +39,7 @@ DIRECTIONS = (
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 LANG_RE = re.compile(r"^[a-z]{2,3}$")
 COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 DEFAULT_HALL_COLOUR = "#14365d"
-
-
-class ConfigError(ValueError):
-    """A hall config that cannot be used; str() is the message shown to IT."""
-
-    def __init__(self, path: str, key: str, problem: str) -> None:
-        self.path, self.key, self.problem = path, key, problem
-        super().__init__(f"{path}: {key}: {problem}")
 
 
 Text = Mapping[str, str]
@@ -102,49 +100,7 @@ class Kiosk:
     name: Text = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class OpeningHours:
-    """Weekly opening hours in the hall's time zone, plus closed dates (public holidays)."""
-
-    week: Mapping[int, tuple[time, time]]  # weekday (0 = Monday) -> (opens, closes)
-    cutoff_min: int
-    closed_dates: frozenset[date] = frozenset()
-
-    def window(self, day: date) -> tuple[time, time] | None:
-        if day in self.closed_dates:
-            return None
-        return self.week.get(day.weekday())
-
-    def accepts_tickets(self, now: datetime) -> bool:
-        """Open, and not yet past the last-ticket cutoff."""
-        window = self.window(now.date())
-        if window is None:
-            return False
-        opens, closes = window
-        last = datetime.combine(now.date(), closes, now.tzinfo) - timedelta(minutes=self.cutoff_min)
-        return datetime.combine(now.date(), opens, now.tzinfo) <= now < last
-
-    def is_open(self, now: datetime) -> bool:
-        window = self.window(now.date())
-        if window is None:
-            return False
-        return window[0] <= now.time() < window[1]
-
-    def closing_time(self, day: date, tz: Any) -> datetime | None:
-        window = self.window(day)
-        return None if window is None else datetime.combine(day, window[1], tz)
-
-    def next_opening(self, now: datetime) -> datetime | None:
-        """The next moment tickets can be drawn, strictly after now (None if never within a year)."""
-        for offset in range(0, 370):
-            day = now.date() + timedelta(days=offset)
-            window = self.window(day)
-            if window is None:
-                continue
-            opens = datetime.combine(day, window[0], now.tzinfo)
-            if opens > now:
-                return opens
-        return None
+NUMBERINGS = ("refuse", "wrap", "four-digits")
 
 
 @dataclass(frozen=True)
@@ -153,6 +109,17 @@ class Rules:
     noshow_after_recalls: int = 2
     expire_after_close_min: int = 60
     max_payload_bytes: int = 65536
+    # after 999 tickets of a topic in a day: "refuse" more, "wrap" to 001 skipping numbers still in use (as
+    # Nemo-Q does), or "four-digits": every number has four digits all day (A0001), so width never changes
+    numbers: str = "refuse"
+
+    @property
+    def number_digits(self) -> int:
+        return 4 if self.numbers == "four-digits" else 3
+
+    @property
+    def max_number(self) -> int:
+        return 10 ** self.number_digits - 1
 
 
 @dataclass(frozen=True)
@@ -202,74 +169,6 @@ class HallConfig:
         return [c for c in self.counters.values() if c.tier_of(topic) == 0] or self.counters_serving(topic)
 
 
-class _Reader:
-    """Walks one TOML table, remembering the key path for error messages."""
-
-    def __init__(self, path: str, key: str, table: Any) -> None:
-        self.path, self.key = path, key
-        if not isinstance(table, dict):
-            raise ConfigError(path, key or "(top level)", f"must be a table, got {_kind(table)}")
-        self.table: dict[str, Any] = table
-        self.used: set[str] = set()
-
-    def _sub(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def error(self, name: str, problem: str) -> ConfigError:
-        return ConfigError(self.path, self._sub(name), problem)
-
-    def has(self, name: str) -> bool:
-        return name in self.table
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, check: Any = None) -> Any:
-        self.used.add(name)
-        if name not in self.table:
-            if default is ...:
-                raise self.error(name, "is missing")
-            return default
-        value = self.table[name]
-        if isinstance(value, bool) and kind is not bool and (kind is int or kind == (int, float)):
-            raise self.error(name, f"must be a number, got {value!r}")
-        if not isinstance(value, kind):
-            raise self.error(name, f"must be {_describe(kind)}, got {_kind(value)} {value!r}")
-        if check is not None:
-            problem = check(value)
-            if problem:
-                raise self.error(name, problem)
-        return value
-
-    def table_at(self, name: str, *, optional: bool = False) -> _Reader | None:
-        self.used.add(name)
-        if name not in self.table:
-            if optional:
-                return None
-            raise self.error(name, "is missing")
-        return _Reader(self.path, self._sub(name), self.table[name])
-
-    def tables(self, name: str) -> Iterator[_Reader]:
-        self.used.add(name)
-        items = self.table.get(name)
-        if not isinstance(items, list) or not items:
-            raise self.error(name, "must be a non-empty array of tables ([[" + self._sub(name) + "]])")
-        for index, item in enumerate(items):
-            yield _Reader(self.path, f"{self._sub(name)}[{index}]", item)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.error(unknown[0], "is not a known key (a typo?)")
-
-
-def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _describe(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(_kind(k()) if k is not dict else "a table" for k in kinds)
-
-
 def _check_id(value: str) -> str | None:
     if not ID_RE.match(value):
         return f"{value!r} is not a valid id (lower-case letters, digits, '-' or '_', at most 32)"
@@ -282,7 +181,7 @@ def _check_printer(value: str) -> str | None:
     return f"must be a printer URI (usb://, serial://, tcp://, file://, preview://); got {value!r}"
 
 
-def _text(reader: _Reader, name: str, languages: tuple[str, ...], *, required: bool = True) -> Text:
+def _text(reader: Reader, name: str, languages: tuple[str, ...], *, required: bool = True) -> Text:
     """A string given in every hall language."""
     table = reader.table_at(name, optional=not required)
     if table is None:
@@ -294,46 +193,35 @@ def _text(reader: _Reader, name: str, languages: tuple[str, ...], *, required: b
     return result
 
 
-def _hours(reader: _Reader) -> OpeningHours:
-    week: dict[int, tuple[time, time]] = {}
-    for index, day in enumerate(WEEKDAYS):
-        value = reader.get(day, str, "closed")
-        if value == "closed":
-            continue
-        match = HOURS_RE.match(value)
-        if not match:
-            raise reader.error(day, f'must look like "08:00-17:00" or "closed", got {value!r}')
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        try:
-            opens, closes = time(h1, m1), time(h2, m2)
-        except ValueError as exc:
-            raise reader.error(day, f"{value!r}: {exc}") from None
-        if closes <= opens:
-            raise reader.error(day, f"closes before it opens: {value!r}")
-        week[index] = (opens, closes)
-    if not week:
-        raise reader.error("mon", "the hall is closed every day of the week")
-    cutoff = reader.get("last_ticket_before_close_min", int, 15,
-                        check=lambda v: None if 0 <= v <= 240 else "must be between 0 and 240")
-    closed: set[date] = set()
-    for item in reader.get("closed_dates", list, []):
-        try:
-            # a TOML datetime is a date subclass but never equals a day: refuse it rather than ignore the holiday
-            closed.add(item if isinstance(item, date) and not isinstance(item, datetime)
-                       else date.fromisoformat(str(item)))
-        except ValueError:
-            raise reader.error("closed_dates", f"{item!r} is not a date like 2026-12-24") from None
-    reader.done()
-    for weekday, (opens, closes) in week.items():
-        if (datetime.combine(date.min, closes) - datetime.combine(date.min, opens)) <= timedelta(minutes=cutoff):
-            raise reader.error(WEEKDAYS[weekday], "is shorter than the last-ticket cutoff")
-    return OpeningHours(week=week, cutoff_min=cutoff, closed_dates=frozenset(closed))
-
-
 def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
-    root = _Reader(path, "", data)
-    hall = root.table_at("hall")
-    assert hall is not None
+    """A hall from its parsed TOML, table by table; raises ConfigError with file, key and problem."""
+    root = Reader(path, "", data)
+    hall = _parse_hall_table(_table(root, "hall"))
+    languages = hall["languages"]
+    hours = parse_hours(_table(root, "hours"))
+    rules = _parse_rules(root.table_at("rules", optional=True))
+    statistics = _parse_statistics(root.table_at("statistics", optional=True))
+    topics = _parse_topics(root, languages)
+    counters = _parse_counters(root, topics, languages)
+    for topic in topics.values():
+        if not any(c.serves(topic.id) for c in counters.values()):
+            raise ConfigError(path, f"topics[{list(topics).index(topic.id)}]",
+                              f"topic {topic.id!r} is served by no counter: its visitors would wait forever")
+    displays = _parse_displays(root, counters, languages)
+    kiosks = _parse_kiosks(root, languages) if root.has("kiosks") else {}
+    root.done()
+    return HallConfig(path=path, hours=hours, rules=rules, topics=topics, counters=counters, displays=displays,
+                      kiosks=kiosks, statistics=statistics, **hall)
+
+
+def _table(root: Reader, name: str) -> Reader:
+    reader = root.table_at(name)
+    assert reader is not None  # table_at raises on a missing table that is not optional
+    return reader
+
+
+def _parse_hall_table(hall: Reader) -> dict[str, Any]:
+    """[hall]: its id, languages, name, time zone, public address and colour (HallConfig's own fields)."""
     hall_id = hall.get("id", str, check=_check_id)
     languages = tuple(hall.get("languages", list, check=lambda v: None if v else "must name at least one"))
     for lang in languages:
@@ -348,36 +236,42 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
     except (ZoneInfoNotFoundError, ValueError):
         raise hall.error("timezone", f"{timezone!r} is not a known time zone") from None
     public_url = hall.get("public_url", str, None)
-    hall_colour = hall.get("colour", str, DEFAULT_HALL_COLOUR, check=lambda v: None if COLOUR_RE.match(v)
-                           else f'must be a colour like "#14365d", got {v!r}')
+    colour = hall.get("colour", str, DEFAULT_HALL_COLOUR, check=lambda v: None if COLOUR_RE.match(v)
+                      else f'must be a colour like "#14365d", got {v!r}')
     hall.done()
+    return {"id": hall_id, "name": name, "languages": languages, "timezone": timezone, "public_url": public_url,
+            "colour": colour}
 
-    hours_reader = root.table_at("hours")
-    assert hours_reader is not None
-    hours = _hours(hours_reader)
 
-    rules_reader = root.table_at("rules", optional=True)
-    rules = Rules()
-    if rules_reader is not None:
-        positive = lambda v: None if v >= 0 else "must not be negative"  # noqa: E731
-        rules = Rules(
-            priority_allowed=rules_reader.get("priority_allowed", bool, True),
-            noshow_after_recalls=rules_reader.get("noshow_after_recalls", int, 2, check=positive),
-            expire_after_close_min=rules_reader.get("expire_after_close_min", int, 60, check=positive),
-            max_payload_bytes=rules_reader.get("max_payload_bytes", int, 65536,
-                                               check=lambda v: None if 1024 <= v <= 1 << 24 else
-                                               "must be between 1024 and 16777216"),
-        )
-        rules_reader.done()
+def _parse_rules(reader: Reader | None) -> Rules:
+    if reader is None:
+        return Rules()
+    positive = lambda v: None if v >= 0 else "must not be negative"  # noqa: E731
+    rules = Rules(
+        priority_allowed=reader.get("priority_allowed", bool, True),
+        noshow_after_recalls=reader.get("noshow_after_recalls", int, 2, check=positive),
+        expire_after_close_min=reader.get("expire_after_close_min", int, 60, check=positive),
+        max_payload_bytes=reader.get("max_payload_bytes", int, 65536,
+                                     check=lambda v: None if 1024 <= v <= 1 << 24 else
+                                     "must be between 1024 and 16777216"),
+        numbers=reader.get("numbers", str, "refuse", check=lambda v: None if v in NUMBERINGS else
+                           f"must be one of {', '.join(NUMBERINGS)}; got {v!r}"),
+    )
+    reader.done()
+    return rules
 
-    statistics_reader = root.table_at("statistics", optional=True)
-    statistics = Statistics()
-    if statistics_reader is not None:
-        statistics = Statistics(keep_ticket_days=statistics_reader.get(
-            "keep_ticket_days", int, 90,
-            check=lambda v: None if 0 <= v <= 36500 else "must be 0 (keep for ever) to 36500 days"))
-        statistics_reader.done()
 
+def _parse_statistics(reader: Reader | None) -> Statistics:
+    if reader is None:
+        return Statistics()
+    statistics = Statistics(keep_ticket_days=reader.get(
+        "keep_ticket_days", int, 90,
+        check=lambda v: None if 0 <= v <= 36500 else "must be 0 (keep for ever) to 36500 days"))
+    reader.done()
+    return statistics
+
+
+def _parse_topics(root: Reader, languages: tuple[str, ...]) -> dict[str, Topic]:
     topics: dict[str, Topic] = {}
     letters: dict[str, str] = {}
     for reader in root.tables("topics"):
@@ -402,48 +296,53 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
                                               check=lambda v: None if 0 < v <= 240 else "must be 0-240")),
         )
         reader.done()
+    return topics
 
+
+def _parse_counters(root: Reader, topics: Mapping[str, Topic], languages: tuple[str, ...]) -> dict[str, Counter]:
     counters: dict[str, Counter] = {}
     for reader in root.tables("counters"):
         counter_id = reader.get("id", str, check=_check_id)
         if counter_id in counters:
             raise reader.error("id", f"counter {counter_id!r} is defined twice")
-        raw_tiers = reader.get("tiers", list, check=lambda v: None if v else "must list at least one tier")
-        tiers: list[tuple[str, ...]] = []
-        seen: set[str] = set()
-        for index, tier in enumerate(raw_tiers):
-            if not isinstance(tier, list) or not tier:
-                raise reader.error(f"tiers[{index}]", "must be a non-empty array of topic ids")
-            for topic_id in tier:
-                if topic_id not in topics:
-                    raise reader.error(f"tiers[{index}]", f"{topic_id!r} is not a topic of this hall "
-                                       f"(known: {', '.join(topics)})")
-                if topic_id in seen:
-                    raise reader.error(f"tiers[{index}]", f"topic {topic_id!r} is listed twice")
-                seen.add(topic_id)
-            tiers.append(tuple(tier))
+        tiers = _parse_tiers(reader, topics)
         counters[counter_id] = Counter(
             id=counter_id,
             name=_text(reader, "name", languages),
             location=_text(reader, "location", languages),
             wayfinding=_text(reader, "wayfinding", languages),
-            tiers=tuple(tiers),
+            tiers=tiers,
         )
         reader.done()
+    return counters
 
-    for topic in topics.values():
-        if not any(c.serves(topic.id) for c in counters.values()):
-            raise ConfigError(path, f"topics[{list(topics).index(topic.id)}]",
-                              f"topic {topic.id!r} is served by no counter: its visitors would wait forever")
 
+def _parse_tiers(reader: Reader, topics: Mapping[str, Topic]) -> tuple[tuple[str, ...], ...]:
+    raw_tiers = reader.get("tiers", list, check=lambda v: None if v else "must list at least one tier")
+    tiers: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for index, tier in enumerate(raw_tiers):
+        if not isinstance(tier, list) or not tier:
+            raise reader.error(f"tiers[{index}]", "must be a non-empty array of topic ids")
+        for topic_id in tier:
+            if topic_id not in topics:
+                raise reader.error(f"tiers[{index}]", f"{topic_id!r} is not a topic of this hall "
+                                   f"(known: {', '.join(topics)})")
+            if topic_id in seen:
+                raise reader.error(f"tiers[{index}]", f"topic {topic_id!r} is listed twice")
+            seen.add(topic_id)
+        tiers.append(tuple(tier))
+    return tuple(tiers)
+
+
+def _parse_displays(root: Reader, counters: Mapping[str, Counter], languages: tuple[str, ...]) -> dict[str, Display]:
     displays: dict[str, Display] = {}
     for reader in root.tables("displays"):
         display_id = reader.get("id", str, check=_check_id)
         if display_id in displays:
             raise reader.error("id", f"display {display_id!r} is defined twice")
         display_name = _text(reader, "name", languages)
-        directions_reader = reader.table_at("directions")
-        assert directions_reader is not None
+        directions_reader = _table(reader, "directions")
         directions: dict[str, str] = {}
         for counter_id in counters:
             directions[counter_id] = directions_reader.get(
@@ -452,25 +351,23 @@ def parse_hall(data: dict[str, Any], path: str = "<hall>") -> HallConfig:
         directions_reader.done()
         displays[display_id] = _display_settings(reader, display_id, display_name, directions, counters, languages)
         reader.done()
+    return displays
 
+
+def _parse_kiosks(root: Reader, languages: tuple[str, ...]) -> dict[str, Kiosk]:
     kiosks: dict[str, Kiosk] = {}
-    if root.has("kiosks"):
-        for reader in root.tables("kiosks"):
-            kiosk_id = reader.get("id", str, check=lambda v: None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v)
-                                  else f"{v!r} is not a valid device id")
-            if kiosk_id in kiosks:
-                raise reader.error("id", f"kiosk {kiosk_id!r} is defined twice")
-            printer = reader.get("printer", str, check=_check_printer)
-            kiosks[kiosk_id] = Kiosk(id=kiosk_id, printer=printer,
-                                     name=_text(reader, "name", languages, required=False))
-            reader.done()
-    root.done()
-    return HallConfig(path=path, id=hall_id, name=name, languages=languages, timezone=timezone, hours=hours,
-                      rules=rules, topics=topics, counters=counters, displays=displays, public_url=public_url,
-                      kiosks=kiosks, colour=hall_colour, statistics=statistics)
+    for reader in root.tables("kiosks"):
+        kiosk_id = reader.get("id", str, check=lambda v: None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v)
+                              else f"{v!r} is not a valid device id")
+        if kiosk_id in kiosks:
+            raise reader.error("id", f"kiosk {kiosk_id!r} is defined twice")
+        printer = reader.get("printer", str, check=_check_printer)
+        kiosks[kiosk_id] = Kiosk(id=kiosk_id, printer=printer, name=_text(reader, "name", languages, required=False))
+        reader.done()
+    return kiosks
 
 
-def _display_settings(reader: _Reader, display_id: str, name: Text, directions: dict[str, str],
+def _display_settings(reader: Reader, display_id: str, name: Text, directions: dict[str, str],
                       counters: Mapping[str, Counter], languages: tuple[str, ...]) -> Display:
     """A display's own settings: all optional, each checked as strictly as the rest of the file."""
     def between(low: int, high: int, zero_ok: bool = False) -> Any:
@@ -480,7 +377,7 @@ def _display_settings(reader: _Reader, display_id: str, name: Text, directions: 
     shown = reader.get("counters", list, [])
     for counter_id in shown:
         if not isinstance(counter_id, str):
-            raise reader.error("counters", f"must list counter ids as strings like \"1\", got {_kind(counter_id)}")
+            raise reader.error("counters", f"must list counter ids as strings like \"1\", got {kind_of(counter_id)}")
         if counter_id not in counters:
             raise reader.error("counters", f"{counter_id!r} is not a counter of this hall "
                                f"(known: {', '.join(counters)})")
@@ -519,4 +416,35 @@ def load_hall(path: str | Path) -> HallConfig:
         raise ConfigError(shown, "(file)", f"is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(shown, "(syntax)", str(exc)) from None
-    return parse_hall(data, shown)
+    hall = parse_hall(data, shown)
+    for line in contrast_warnings(hall):  # the check warns; the apps draw text on each colour's companion
+        logging.getLogger(__name__).warning("%s: %s", shown, line)
+    return hall
+
+
+def contrast_warnings(hall: HallConfig) -> list[str]:
+    """The hall's colours that white text cannot be read on (WCAG 2.1, 4.5:1), each with its darker companion."""
+    from .colours import colour_warnings
+
+    colours = {f"topics.{topic.id}.colour": topic.colour for topic in hall.topics.values()}
+    colours["hall.colour"] = hall.colour
+    return colour_warnings(colours)
+
+
+def find_hall_file(given: str | None, environ: Mapping[str, str], *, demo: bool = False,
+                   installed: Path = INSTALLED_HALL) -> tuple[Path, str | None]:
+    """The hall file a command uses, and a note to show when it fell back to the demo hall (else None).
+
+    --hall, else $VUORO_HALL, else the installed hall (/etc/vuoro/hall.toml) when it exists: a machine set up
+    as the README says needs neither. The demo hall only for `vuoro demo`, or when none of these exists, and
+    then the command says so, so that nobody mistakes Kvarnby's queues for their own."""
+    if given:
+        return Path(given), None
+    if demo:
+        return DEMO_HALL, None
+    if environ.get("VUORO_HALL"):
+        return Path(environ["VUORO_HALL"]), None
+    if installed.is_file():
+        return installed, None
+    return DEMO_HALL, (f"no hall file given (--hall, $VUORO_HALL) and no {installed}: using the demo hall "
+                       f"{DEMO_HALL}")

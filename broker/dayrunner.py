@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Literal, assert_never
 
 from .config import HallConfig
 from .scenario import Behaviour, StaffPlan, Visitor
@@ -66,6 +66,10 @@ class Trial:
     first_slot: int
     must_meet: tuple[int, ...] = ()
     allowed: int = 1 << 30
+
+
+Method = Literal["checkpoint", "begin", "advance", "rewind", "run"]
+"""What a DayRunner asks of its DayBench (in this process or a worker's): `call` says which method does each."""
 
 
 class DayBench:
@@ -212,9 +216,9 @@ class DayRunner:
             return None
         return [t for answer in answers for t in answer]
 
-    def _call(self, method: str, *args: Any) -> list[Any]:
+    def _call(self, method: Method, *args: Any) -> list[Any]:
         if self._local is not None:
-            return [getattr(self._local, method)(*args)]
+            return [call(self._local, method, args)]
         for pipe in self._pipes:
             pipe.send((method, args))
         answers = []
@@ -241,9 +245,26 @@ def _serve(pipe: Connection, hall: HallConfig, day: date, behaviour: Behaviour, 
             return
         method, args = message
         try:
-            pipe.send((True, getattr(bench, method)(*args)))
+            pipe.send((True, call(bench, method, args)))
         except Exception as exc:  # the search must hear of it rather than wait for ever
             pipe.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+def call(bench: DayBench, method: Method, args: tuple[Any, ...]) -> Any:
+    """One request to a bench; a method name nobody handles (a bug) fails the search loudly."""
+    match method:
+        case "checkpoint":
+            return bench.checkpoint(*args)
+        case "begin":
+            return bench.begin(*args)
+        case "advance":
+            return bench.advance(*args)
+        case "rewind":
+            return bench.rewind(*args)
+        case "run":
+            return bench.run(*args)
+        case _:  # mypy proves this unreachable; at run time the worker answers the failure, and the search raises
+            assert_never(method)
 
 
 MARGIN_Z = 1.645  # the margin for the days not sampled: 95 % sure (one-sided)

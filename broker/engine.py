@@ -15,11 +15,13 @@ from typing import Any
 
 from . import protocol as p
 from .config import HallConfig
-from .estimate import Estimate, epoch_s, estimate_wait
+from .estimate import Estimate, estimate_wait
 from .hallstate import QUEUE_PREVIEW, HallState, Ticket
 from .protocol import Err, ProtocolError
+from .routing import FORWARDED, next_source
+from .waitmodel import epoch_s
 
-MAX_NUMBER = 999
+MAX_NUMBER = 999  # with the default rules (numbers = "refuse"): config.Rules.max_number
 
 
 @dataclass
@@ -83,18 +85,45 @@ class Engine:
         return event
 
     def _dispatch(self, command: p.Command, now: datetime) -> dict[str, Any]:
-        if command.role == "kiosk":
-            return self._issue(command, now)
-        if command.role == "admin":
-            if command.op == "ping":
+        if command.op in p.READ_OPS:  # the server answers these from its log; the engine holds no history
+            raise ProtocolError(Err.UNKNOWN_OP, f"{command.op} is answered by the hall server, not the engine")
+        match command.role, command.op:
+            case "kiosk", "issue":
+                return self._issue(command, now)
+            case "web", "feedback":
+                return self._feedback(command, now)
+            case "admin", "ping":
                 return {"pong": True, "seq": self.state.seq}
-            return self.snapshot(now)
-        if command.device not in self.hall.counters:
-            raise ProtocolError(Err.UNKNOWN_COUNTER, f"counter {command.device!r} is not in hall "
+            case "admin", "state":
+                return self.snapshot(now)
+            case "counter", _:
+                return self._counter_op(command, now)
+        # parse_command lets no such command through: one made by hand is refused, and the server counts it
+        raise ProtocolError(Err.UNKNOWN_OP, f"op {command.op!r} is not a {command.role} command the engine handles")
+
+    def _counter_op(self, command: p.Command, now: datetime) -> dict[str, Any]:
+        counter, args = command.device, command.args
+        if counter not in self.hall.counters:
+            raise ProtocolError(Err.UNKNOWN_COUNTER, f"counter {counter!r} is not in hall "
                                 f"{self.hall.id!r} (known: {', '.join(self.hall.counters)})")
-        handler = getattr(self, "_op_" + command.op)
-        result: dict[str, Any] = handler(command.device, command.args, now)
-        return result
+        match command.op:
+            case "next":
+                return self._op_next(counter, args, now)
+            case "recall":
+                return self._op_recall(counter, args, now)
+            case "noshow":
+                return self._op_noshow(counter, args, now)
+            case "done":
+                return self._op_done(counter, args, now)
+            case "forward":
+                return self._op_forward(counter, args, now)
+            case "pause":
+                return self._op_pause(counter, args, now)
+            case "open":
+                return self._op_open(counter, args, now)
+            case "close":
+                return self._op_close(counter, args, now)
+        raise ProtocolError(Err.UNKNOWN_OP, f"op {command.op!r} is not a counter command the engine handles")
 
     # ------------------------------------------------------------ the day
 
@@ -145,17 +174,55 @@ class Engine:
             next_open = self.hall.hours.next_opening(now)
             raise ProtocolError(Err.HALL_CLOSED, "the hall is not issuing tickets now",
                                 details={"next_open": None if next_open is None else _iso(next_open)})
-        n = self.state.next_number[topic.id]
-        if n > MAX_NUMBER:
-            raise ProtocolError(Err.NUMBERS_EXHAUSTED, f"all {MAX_NUMBER} numbers of topic {topic.id!r} "
-                                "are used today")
+        n = self._free_number(topic.id, topic.letter)
         ahead = self.state.priority_waiting(topic.id) if priority else len(self.state.waiting[topic.id])
         estimate = self.expected_wait(topic.id, priority, now)
-        ticket = {"number": p.format_number(topic.letter, n), "topic": topic.id, "lang": lang,
-                  "priority": priority, "issued_at": _iso(now), "ahead": ahead,
+        ticket = {"number": p.format_number(topic.letter, n, self.hall.rules.number_digits), "topic": topic.id,
+                  "lang": lang, "priority": priority, "issued_at": _iso(now), "ahead": ahead,
                   "expected_wait_s": estimate.wait_s, "expected_wait_range_s": [estimate.low_s, estimate.high_s]}
+        token = args.get("token")  # made by the service: the engine draws no random numbers
+        if isinstance(token, str):
+            ticket["token"] = token
         event = self._emit(p.TICKET_ISSUED, now, ticket=ticket, device=command.device)
+        if isinstance(token, str):  # only the issue event (replayed at start) and the reply carry it
+            event.data["ticket"]["token"] = token
         return {"ticket": event.data["ticket"]}
+
+    # ------------------------------------------------------------ web
+
+    def _feedback(self, command: p.Command, now: datetime) -> dict[str, Any]:
+        """A visitor's rating of their visit, from the ticket's page: once, and only after it ended done."""
+        args = command.args
+        number = self.state.tokens.get(args["token"])
+        if number is None:
+            raise ProtocolError(Err.UNKNOWN_TOKEN, "no ticket of today has this token")
+        ticket = self.state.tickets[number]
+        if ticket.rated:
+            raise ProtocolError(Err.ALREADY_RATED, f"ticket {number} has already been rated")
+        if ticket.state != p.DONE:
+            raise ProtocolError(Err.VISIT_NOT_DONE, f"ticket {number} is {ticket.state}: a visit is rated once "
+                                "it is done", details={"state": ticket.state})
+        comment = str(args.get("comment") or "").strip()
+        self._emit(p.TICKET_FEEDBACK, now, ticket={"number": number}, topic=ticket.topic, counter=ticket.counter,
+                   score=int(args["score"]), **({"comment": comment} if comment else {}))
+        return {"ticket": self.state.tickets[number].public()}
+
+    def _free_number(self, topic: str, letter: str) -> int:
+        """The topic's next number. Past the last one the hall's rules refuse more, or ("wrap") go on from 1,
+        skipping numbers whose tickets are still waiting or at a counter: a number is never in use twice."""
+        rules = self.hall.rules
+        n = self.state.next_number[topic]
+        if rules.numbers != "wrap":
+            if n > rules.max_number:
+                raise ProtocolError(Err.NUMBERS_EXHAUSTED, f"all {rules.max_number} numbers of topic {topic!r} "
+                                    "are used today")
+            return n
+        for step in range(rules.max_number):
+            candidate = (n - 1 + step) % rules.max_number + 1
+            held = self.state.tickets.get(p.format_number(letter, candidate, rules.number_digits))
+            if held is None or held.state not in (p.WAITING, p.CALLED):
+                return candidate
+        raise ProtocolError(Err.NUMBERS_EXHAUSTED, f"all {rules.max_number} numbers of topic {topic!r} are in use")
 
     def expected_wait(self, topic: str, priority: bool = False, now: datetime | None = None) -> Estimate:
         """The wait of a ticket drawn now, and its range, from the learned model (broker/estimate.py).
@@ -189,22 +256,22 @@ class Engine:
                        outcome="resolved", matters=[current.topic], auto=True)
 
     def pick_next(self, counter_id: str, only_topic: str | None = None) -> Ticket | None:
-        """Forwarded to this counter first, then the first tier with anyone waiting, longest wait first.
-
-        Topics in a tier are compared by who has waited longest in each, so a priority ticket
-        moves ahead only inside its own topic and never pushes its topic back.
-        """
+        """Forwarded to this counter first, then the first tier with anyone waiting, longest wait first
+        (broker/routing.py: the rule the expected wait plays forward too); `only_topic` looks at that topic
+        only, and then not at those forwarded here."""
         state = self.state
         counter = state.counters[counter_id]
-        if counter.forwarded and only_topic is None:
+        tiers = self.hall.counters[counter_id].tiers
+        if only_topic is not None:
+            tiers = tuple(tuple(t for t in tier if t == only_topic) for tier in tiers)
+        source = next_source(tiers, self._oldest_order, forwarded=bool(counter.forwarded) and only_topic is None)
+        if source == FORWARDED:
             return state.tickets[counter.forwarded[0]]
-        for tier in self.hall.counters[counter_id].tiers:
-            # the topic whose longest waiter came first; inside it, priority tickets go first
-            longest = [(o.order, t) for t in tier if (only_topic is None or t == only_topic)
-                       and (o := state.oldest(t))]
-            if longest:
-                return state.head(min(longest)[1])
-        return None
+        return None if source is None else state.head(source)
+
+    def _oldest_order(self, topic: str) -> int | None:
+        oldest = self.state.oldest(topic)
+        return None if oldest is None else oldest.order
 
     def _op_next(self, counter_id: str, args: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         counter = self.state.counters[counter_id]

@@ -13,41 +13,30 @@ The range printed with the estimate is learned too: every first call compares th
 the promise made at the kiosk, and two running quantiles of that (normalised) error give a band that
 holds about 80 % of real waits. `bench/estimate_bench.py` measures both against the simple estimate.
 
-Everything learned lives in `WaitModel`, changed only through its `saw_*` methods, which
-`HallState.apply` calls for each event: a replay of the log learns exactly the same model, and the
+Everything learned lives in `WaitModel` (broker/waitmodel.py), changed only through its `saw_*` methods,
+which `HallState.apply` calls for each event: a replay of the log learns exactly the same model, and the
 model is carried from day to day in the `day.started` event (`snapshot()` / `restore()`).
+Imports: the protocol, hallstate, routing and waitmodel (none of which imports this module).
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from . import protocol as p
+from .hallstate import HallState
+from .routing import FORWARDED, next_source
+from .waitmodel import WaitModel, epoch_s
 
-if TYPE_CHECKING:  # hallstate imports this module
-    from .hallstate import HallState
+__all__ = ["Estimate", "WaitModel", "epoch_s", "estimate_wait", "round_wait_minutes", "simple_wait_s",
+           "wait_range_minutes"]
 
-PAIR_WEIGHT = 0.1  # EMA weight of one visit in the (topic, counter) service time
-PAIR_TRUST = 8  # visits at a counter before its own figure outweighs the topic's
-FACTOR_WEIGHT = 0.05  # EMA weight of one visit in a counter's speed factor
-PAUSE_WEIGHT = 0.3
-PACE_WINDOW_S = 1800.0  # a topic's pace: its tickets of the last half hour...
-PACE_MIN_SPAN_S = 600.0  # ...over at least ten minutes (a burst at opening is no pace for the day)...
-PACE_MIN_TICKETS = 3  # ...once it has had this many
-VISIT_MIN_S, VISIT_MAX_S = 5.0, 7200.0
 REMAINING_FLOOR = 0.5  # a visit past its expected length still has half of one to go
-PAUSE_DEFAULT_S = 15 * 60.0
 OVERDUE_PAUSE_SHARE = 0.3
-LOW_TAU, HIGH_TAU = 0.1, 0.9  # the printed range aims to hold 80 % of real waits
-QUANTILE_STEP = 0.02
-LOW_START, HIGH_START = -0.35, 0.45
 MAX_PICKS = 120  # calls played forward exactly; beyond them the topic's pace is extrapolated
 PACE_PICKS = 30  # calls played forward to learn the pace when the ticket is further back than MAX_PICKS
 ARRIVAL_HORIZON_S = 3 * 3600.0
@@ -60,128 +49,6 @@ class Estimate:
     wait_s: int
     low_s: int
     high_s: int
-
-
-@dataclass
-class WaitModel:
-    """What the hall has learned; serialisable, so the next day starts where this one ended."""
-
-    topic_s: dict[str, float]  # mean time a visit of the topic holds a counter (done, forwarded or no-show)
-    pair_s: dict[tuple[str, str], float] = field(default_factory=dict)  # (topic, counter) -> seconds
-    pair_n: dict[tuple[str, str], int] = field(default_factory=dict)
-    factor: dict[str, float] = field(default_factory=dict)  # counter -> speed relative to the topic mean
-    pause_s: float = PAUSE_DEFAULT_S
-    low_q: float = LOW_START
-    high_q: float = HIGH_START
-    calibrated: int = 0
-    # today's pace (reset by day.started): when the first ticket was drawn, and each topic's recent tickets
-    day_start: float | None = None
-    issues: dict[str, list[float]] = field(default_factory=dict)  # in order, the last half hour's
-
-    @classmethod
-    def for_hall(cls, service_min: Mapping[str, float]) -> WaitModel:
-        return cls(topic_s={topic: minutes * 60.0 for topic, minutes in service_min.items()})
-
-    # ------------------------------------------------------------ learning (called by HallState.apply)
-
-    def saw_visit(self, topic: str, counter: str, seconds: float) -> None:
-        """A visit ended (done, forwarded or no-show): it held the counter this long."""
-        if topic not in self.topic_s:
-            return
-        seconds = min(max(seconds, VISIT_MIN_S), VISIT_MAX_S)
-        mean = self.topic_s[topic]
-        key = (topic, counter)
-        previous = self.service_s(topic, counter)
-        self.pair_s[key] = previous + PAIR_WEIGHT * (seconds - previous)
-        self.pair_n[key] = min(self.pair_n.get(key, 0) + 1, 1000)
-        ratio = min(max(seconds / mean, 0.2), 5.0)
-        old = self.factor.get(counter, 1.0)
-        self.factor[counter] = old + FACTOR_WEIGHT * (ratio - old)
-        self.topic_s[topic] = mean + PAIR_WEIGHT / 2 * (seconds - mean)
-
-    def saw_pause(self, seconds: float) -> None:
-        if seconds > 0:
-            self.pause_s += PAUSE_WEIGHT * (min(seconds, 4 * 3600.0) - self.pause_s)
-
-    def saw_issue(self, topic: str, at: float) -> None:
-        if self.day_start is None:
-            self.day_start = at
-        recent = self.issues.setdefault(topic, [])
-        recent.append(at)
-        if recent[0] <= at - PACE_WINDOW_S:
-            del recent[:bisect.bisect_right(recent, at - PACE_WINDOW_S)]
-
-    def saw_first_call(self, topic: str, promised_s: float, waited_s: float) -> None:
-        """The promise made at the kiosk meets the real wait: move the two quantiles of the error."""
-        error = (waited_s - promised_s) / (promised_s + self.topic_s.get(topic, 300.0))
-        self.low_q += QUANTILE_STEP * (LOW_TAU - (1.0 if error < self.low_q else 0.0))
-        self.high_q += QUANTILE_STEP * (HIGH_TAU - (1.0 if error < self.high_q else 0.0))
-        self.low_q = min(self.low_q, 0.0)
-        self.high_q = max(self.high_q, 0.0)
-        self.calibrated += 1
-
-    def new_day(self) -> None:
-        self.day_start = None
-        self.issues.clear()
-
-    # ------------------------------------------------------------ reading
-
-    def service_s(self, topic: str, counter: str) -> float:
-        """The expected length of a visit of this topic at this counter.
-
-        A counter's own figure for the topic once it has served a few; before that, the topic's
-        mean scaled by how fast this counter is at everything else.
-        """
-        mean = self.topic_s.get(topic, 300.0)
-        prior = mean * self.factor.get(counter, 1.0)
-        n = self.pair_n.get((topic, counter), 0)
-        if n == 0:
-            return prior
-        own = self.pair_s[(topic, counter)]
-        return own if n >= PAIR_TRUST else (n * own + (PAIR_TRUST - n) * prior) / PAIR_TRUST
-
-    def arrival_gap_s(self, topic: str, now: float) -> float | None:
-        """Seconds between new visitors of a topic at its pace of the last half hour (or since the day's
-        first ticket, but at least ten minutes); None until it has had a few tickets in that time."""
-        if self.day_start is None:
-            return None
-        recent = self.issues.get(topic, [])
-        count = bisect.bisect_right(recent, now) - bisect.bisect_right(recent, now - PACE_WINDOW_S)
-        if count < PACE_MIN_TICKETS:
-            return None
-        return max(PACE_MIN_SPAN_S, min(PACE_WINDOW_S, now - self.day_start)) / count
-
-    def range_for(self, topic: str, wait_s: float) -> tuple[int, int]:
-        scale = wait_s + self.topic_s.get(topic, 300.0)
-        return (max(0, math.floor(wait_s + self.low_q * scale)), math.ceil(wait_s + self.high_q * scale))
-
-    # ------------------------------------------------------------ carried over days
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "topic_s": {t: round(s, 1) for t, s in self.topic_s.items()},
-            "pair_s": {f"{t}/{c}": round(s, 1) for (t, c), s in self.pair_s.items()},
-            "pair_n": {f"{t}/{c}": n for (t, c), n in self.pair_n.items()},
-            "factor": {c: round(f, 4) for c, f in self.factor.items()},
-            "pause_s": round(self.pause_s, 1),
-            "range_q": [round(self.low_q, 4), round(self.high_q, 4)],
-            "calibrated": self.calibrated,
-        }
-
-    def restore(self, data: Mapping[str, Any]) -> None:
-        """Take over a snapshot; figures for topics this hall no longer has are dropped."""
-        for topic, seconds in data.get("topic_s", {}).items():
-            if topic in self.topic_s:
-                self.topic_s[topic] = float(seconds)
-        pairs = {tuple(key.split("/", 1)): float(s) for key, s in data.get("pair_s", {}).items()}
-        self.pair_s = {(t, c): s for (t, c), s in pairs.items() if t in self.topic_s}
-        counts = {tuple(key.split("/", 1)): int(n) for key, n in data.get("pair_n", {}).items()}
-        self.pair_n = {(t, c): n for (t, c), n in counts.items() if (t, c) in self.pair_s}
-        self.factor = {c: float(f) for c, f in data.get("factor", {}).items()}
-        self.pause_s = float(data.get("pause_s", self.pause_s))
-        low, high = data.get("range_q", [self.low_q, self.high_q])
-        self.low_q, self.high_q = float(low), float(high)
-        self.calibrated = int(data.get("calibrated", self.calibrated))
 
 
 # ---------------------------------------------------------------- the estimate
@@ -222,6 +89,9 @@ class _Lanes(dict[str, _Lane]):
                                    normal_rest=max(0, len(keys) - split - depth))
         return lane
 
+    def oldest(self, topic: str) -> int | None:
+        return self[topic].oldest()
+
 
 TARGET = 1 << 60  # the order of the ticket being estimated: after everyone present
 # tickets that arrive later get TARGET + 1 + milliseconds after now, so they queue behind it
@@ -240,10 +110,81 @@ def _play_forward(state: HallState, topic: str, priority: bool, now: float) -> f
     """Seconds until the new ticket is called, playing the counters forward one call at a time.
 
     Each counter open or paused is free at a moment (now; when its visit under way should end; when
-    its pause should end); the earliest free one calls whom `Engine.pick_next` would call, for as long
-    as that counter takes for that topic. At most MAX_PICKS calls: a queue longer than that is
-    finished at the pace the topic was served at while playing.
+    its pause should end); the earliest free one calls whom `Engine.pick_next` would call (the same
+    rule: broker/routing.py), for as long as that counter takes for that topic. At most MAX_PICKS
+    calls: a queue longer than that is finished at the pace the topic was served at while playing.
     """
+    ahead = state.priority_waiting(topic) if priority else len(state.waiting[topic])
+    reachable = ahead < MAX_PICKS
+    play = _Play(state, topic, now, MAX_PICKS if reachable else PACE_PICKS)
+    lane = play.lanes[topic]
+    if reachable:
+        (lane.priority if priority else lane.normal).append(TARGET)
+    reached = play.run()
+    if reached is not None:
+        return reached - now
+    # not reached by playing forward: the rest goes at the pace the topic was served at meanwhile
+    remaining = sum(1 for order in lane.priority if order < TARGET) + lane.priority_rest
+    if not priority:
+        remaining += sum(1 for order in lane.normal if order < TARGET) + lane.normal_rest
+    served = play.served_here - play.served_then if play.last_call == play.clock else play.served_here
+    rate = served / (play.clock - now) if served and play.clock > now else _capacity(state, topic)
+    return (play.clock - now) + (remaining + 0.5) / rate if rate > 0 else (remaining + 1) * state.model.topic_s[topic]
+
+
+class _Play:
+    """One play-forward: the counters' free moments, the queues' copies and the later arrivals."""
+
+    def __init__(self, state: HallState, topic: str, now: float, picks: int) -> None:
+        self.hall, self.model, self.topic, self.now, self.picks = state.hall, state.model, topic, now, picks
+        self.free = _free_counters(state, topic, now)
+        self.lanes = _Lanes(state, picks)
+        self.forwarded = {c: deque(state.tickets[n].topic for n in counter.forwarded)
+                          for c, counter in state.counters.items() if counter.forwarded}
+        self.arrivals, self.gaps = _later_arrivals(state, topic, now, picks)
+        self.added = 0
+        self.served_here = 0  # calls of the topic while playing...
+        self.served_then = 0  # ...of which at the moment the play stopped (they have only begun)
+        self.clock = self.last_call = now
+
+    def run(self) -> float | None:
+        """Play up to `picks` calls; the moment the estimated ticket is called, or None if it is not."""
+        free, hall = self.free, self.hall
+        for _ in range(self.picks):
+            if not free:
+                break
+            at, counter_id = heapq.heappop(free)
+            self.clock = at
+            self._arrive_until(at)
+            picked = _pick(hall.counters[counter_id].tiers, self.lanes, self.forwarded.get(counter_id))
+            if picked is None:
+                if self.arrivals:  # idle until the next arrival
+                    heapq.heappush(free, (max(at, self.arrivals[0][0]), counter_id))
+                continue
+            picked_topic, order = picked
+            if order == TARGET:
+                return at
+            if picked_topic == self.topic:
+                self.served_here += 1
+                self.served_then = self.served_then + 1 if at == self.last_call else 1
+                self.last_call = at
+            heapq.heappush(free, (at + self.model.service_s(picked_topic, counter_id), counter_id))
+        return None
+
+    def _arrive_until(self, at: float) -> None:
+        """Who has drawn a ticket by the time a counter is free at `at`."""
+        arrivals, now = self.arrivals, self.now
+        while arrivals and arrivals[0][0] <= at:
+            when, other = heapq.heappop(arrivals)
+            self.lanes[other].normal.append(TARGET + 1 + int((when - now) * 1000))
+            self.added += 1
+            gap = self.gaps[other]
+            if when + gap < now + ARRIVAL_HORIZON_S and self.added < self.picks:  # no more than could be called
+                heapq.heappush(arrivals, (when + gap, other))
+
+
+def _free_counters(state: HallState, topic: str, now: float) -> list[tuple[float, str]]:
+    """When each counter at work is free to call (a heap): now, when its visit should end or its pause."""
     hall, model = state.hall, state.model
     free: list[tuple[float, str]] = []
     for counter_id, counter in state.counters.items():
@@ -263,79 +204,36 @@ def _play_forward(state: HallState, topic: str, priority: bool, now: float) -> f
         # nobody serving the topic is at work yet: the counters it belongs to first are assumed to open
         free += [(now, c.id) for c in hall.home_counters(topic) if c.id not in {cid for _, cid in free}]
     heapq.heapify(free)
+    return free
 
-    ahead = state.priority_waiting(topic) if priority else len(state.waiting[topic])
-    reachable = ahead < MAX_PICKS
-    picks = MAX_PICKS if reachable else PACE_PICKS
-    lanes = _Lanes(state, picks)
-    lane = lanes[topic]
-    if reachable:
-        (lane.priority if priority else lane.normal).append(TARGET)
-    forwarded = {c: deque(state.tickets[n].topic for n in counter.forwarded)
-                 for c, counter in state.counters.items() if counter.forwarded}
-    # later arrivals, at today's pace, in the topics some counter serves before this one
+
+def _later_arrivals(state: HallState, topic: str, now: float,
+                    picks: int) -> tuple[list[tuple[float, str]], dict[str, float]]:
+    """Later arrivals, at today's pace, in the topics some counter serves before this one: the first of
+    each (a heap) and each topic's gap between arrivals."""
     arrivals: list[tuple[float, str]] = []
     gaps: dict[str, float] = {}
     for other in _competitors(state, topic):
         if len(state.waiting[other]) >= picks:
             continue  # its new visitors come after more than can be called while playing
-        gap = model.arrival_gap_s(other, now)
+        gap = state.model.arrival_gap_s(other, now)
         if gap is not None and gap > 0:
             gaps[other] = gap
             arrivals.append((now + gap, other))
     heapq.heapify(arrivals)
-
-    served_here = 0  # calls of the topic while playing...
-    served_then = 0  # ...of which at the moment the play stopped (they have only begun)
-    added = 0
-    clock = last_call = now
-    for _ in range(picks):
-        if not free:
-            break
-        at, counter_id = heapq.heappop(free)
-        clock = at
-        while arrivals and arrivals[0][0] <= at:  # who has drawn a ticket by the time this counter is free
-            when, other = heapq.heappop(arrivals)
-            lanes[other].normal.append(TARGET + 1 + int((when - now) * 1000))
-            added += 1
-            if when + gaps[other] < now + ARRIVAL_HORIZON_S and added < picks:  # no more than could be called
-                heapq.heappush(arrivals, (when + gaps[other], other))
-        picked = _pick(hall.counters[counter_id].tiers, lanes, forwarded.get(counter_id))
-        if picked is None:
-            if arrivals:  # idle until the next arrival
-                heapq.heappush(free, (max(at, arrivals[0][0]), counter_id))
-            continue
-        picked_topic, order = picked
-        if order == TARGET:
-            return at - now
-        if picked_topic == topic:
-            served_here += 1
-            served_then = served_then + 1 if at == last_call else 1
-            last_call = at
-        heapq.heappush(free, (at + model.service_s(picked_topic, counter_id), counter_id))
-    # not reached by playing forward: the rest goes at the pace the topic was served at meanwhile
-    remaining = sum(1 for order in lane.priority if order < TARGET) + lane.priority_rest
-    if not priority:
-        remaining += sum(1 for order in lane.normal if order < TARGET) + lane.normal_rest
-    served = served_here - served_then if last_call == clock else served_here
-    rate = served / (clock - now) if served and clock > now else _capacity(state, topic)
-    return (clock - now) + (remaining + 0.5) / rate if rate > 0 else (remaining + 1) * model.topic_s[topic]
+    return arrivals, gaps
 
 
 def _pick(tiers: tuple[tuple[str, ...], ...], lanes: _Lanes,
           forwarded: deque[str] | None) -> tuple[str, int] | None:
-    """What `Engine.pick_next` would call: forwarded here first, then the first tier with anyone waiting."""
-    if forwarded:
+    """Whom `Engine.pick_next` would call, by the same rule (broker/routing.py): the topic and the order."""
+    source = next_source(tiers, lanes.oldest, forwarded=bool(forwarded))
+    if source is None:
+        return None
+    if source == FORWARDED:
+        assert forwarded is not None
         return forwarded.popleft(), 0
-    for tier in tiers:
-        best: tuple[int, str] | None = None
-        for topic in tier:
-            oldest = lanes[topic].oldest()
-            if oldest is not None and (best is None or oldest < best[0]):
-                best = (oldest, topic)
-        if best is not None:
-            return best[1], lanes[best[1]].pop()
-    return None
+    return source, lanes[source].pop()
 
 
 def _competitors(state: HallState, topic: str) -> list[str]:
@@ -365,6 +263,34 @@ def simple_wait_s(state: HallState, topic: str, ahead: int) -> int:
     return math.ceil(state.service_time_s[topic] * ahead / counters)
 
 
-def epoch_s(at: str) -> float:
-    """An event's ISO time as seconds since the epoch: how the wait model counts (hallstate and engine too)."""
-    return datetime.fromisoformat(at).timestamp()
+
+# ---------------------------------------------------------------- the wait as a visitor reads it
+# The paper ticket, the ticket's web page and `vuoro ticket` say the wait in these same steps.
+
+def round_wait_minutes(seconds: float) -> int:
+    """An honest estimate, not false precision: exact under 10 min, then 5-min, then 15-min steps."""
+    minutes = max(1, math.ceil(seconds / 60))
+    if minutes < 10:
+        return minutes
+    if minutes < 60:
+        return math.ceil(minutes / 5) * 5
+    return round(minutes / 15) * 15
+
+
+def _step(minutes: float) -> int:
+    return 1 if minutes < 10 else 5 if minutes < 60 else 15
+
+
+def wait_range_minutes(range_s: Any) -> tuple[int, int] | None:
+    """The server's range of the wait (expected_wait_range_s) in the same honest steps, widened outwards
+    (low end down, high end up) so that rounding never narrows what the server promised. None when the
+    range is missing, malformed or collapses to one value (then the single estimate is shown)."""
+    if not (isinstance(range_s, list | tuple) and len(range_s) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in range_s)):
+        return None
+    low_min, high_min = range_s[0] / 60, range_s[1] / 60
+    if high_min < low_min:
+        return None
+    low = math.floor(low_min / _step(low_min)) * _step(low_min)
+    high = max(1, math.ceil(high_min / _step(high_min)) * _step(high_min))
+    return (low, high) if low < high else None

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import protocol as p
 from .config import HallConfig
-from .estimate import WaitModel, epoch_s
+from .waitmodel import WaitModel, epoch_s
 
 SERVICE_EMA_WEIGHT = 0.2
 SERVICE_MIN_S, SERVICE_MAX_S = 30.0, 7200.0
@@ -40,6 +40,8 @@ class Ticket:
     forwards: int = 0
     note: str | None = None
     wait_range_s: tuple[int, int] | None = None  # the range printed with expected_wait_s
+    token: str | None = None  # its web page's secret (never in public(): only the issue event and reply carry it)
+    rated: bool = False  # the visitor has given their feedback
 
     @property
     def sort_key(self) -> tuple[int, int]:
@@ -72,6 +74,8 @@ class Ticket:
             data["called_at"] = self.called_at
         if self.note:
             data["note"] = self.note
+        if self.rated:
+            data["rated"] = True
         return data
 
 
@@ -100,6 +104,7 @@ class HallState:
     service_time_s: dict[str, float] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     issued_today: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)  # today's ticket page tokens -> ticket number
     dirty: set[str] = field(default_factory=set)
     model: WaitModel = field(init=False)  # what the expected wait has learned (broker/estimate.py)
     last_at: str | None = None  # time of the last event applied
@@ -196,6 +201,7 @@ class HallState:
 def _on_day_started(state: HallState, event: p.Event) -> None:
     state.day = event.data["day"]
     state.tickets.clear()
+    state.tokens.clear()
     state.issued_today = 0
     state.calls.clear()
     for topic in state.hall.topics:
@@ -220,8 +226,14 @@ def _on_issued(state: HallState, event: p.Event) -> None:
     if isinstance(data.get("expected_wait_range_s"), list):
         low, high = data["expected_wait_range_s"]
         ticket.wait_range_s = (int(low), int(high))
-    if ticket.number in state.tickets:
-        raise ValueError(f"ticket {ticket.number} issued twice on {state.day}")
+    held = state.tickets.get(ticket.number)
+    if held is not None and held.state in (p.WAITING, p.CALLED):  # a wrapped number is free once its visit ended
+        raise ValueError(f"ticket {ticket.number} issued twice on {state.day} while still in use")
+    if held is not None and held.token is not None:  # the old visit's page ends with its number
+        state.tokens.pop(held.token, None)
+    if isinstance(data.get("token"), str):
+        ticket.token = data["token"]
+        state.tokens[ticket.token] = ticket.number
     state.tickets[ticket.number] = ticket
     state.next_number[ticket.topic] = int(ticket.number[1:]) + 1
     state.issued_today += 1
@@ -296,6 +308,10 @@ def _on_forwarded(state: HallState, event: p.Event) -> None:
     state.dirty.add(p.HALL_PART)
 
 
+def _on_feedback(state: HallState, event: p.Event) -> None:
+    state.tickets[event.data["ticket"]["number"]].rated = True
+
+
 def _on_counter(status: str) -> Any:
     def handler(state: HallState, event: p.Event) -> None:
         state._set_counter(event.data["counter"], status, event.at, event.data.get("reason"))
@@ -310,6 +326,7 @@ _APPLY = {
     p.TICKET_NOSHOW: _on_noshow,
     p.TICKET_EXPIRED: _on_expired,
     p.TICKET_FORWARDED: _on_forwarded,
+    p.TICKET_FEEDBACK: _on_feedback,
     p.COUNTER_OPENED: _on_counter(p.OPEN),
     p.COUNTER_PAUSED: _on_counter(p.PAUSED),
     p.COUNTER_CLOSED: _on_counter(p.CLOSED),

@@ -3,35 +3,42 @@
 Every device, the server and the CLI build and parse topics here, so that a hall
 never has two spellings of one thing. Payloads are UTF-8 JSON objects with "v": 1.
 Nothing here needs MQTT 5: reply topics are fixed per device, so 3.1.1 brokers work.
+The JSON underneath (limits, error codes, ProtocolError) lives in broker/wire.py and is re-exported here.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-VERSION = 1
+# The payload format (broker/wire.py), re-exported: the protocol stays every caller's one import.
+from .wire import COMMAND_ID_MAX as COMMAND_ID_MAX
+from .wire import FLOAT_CHARS_MAX as FLOAT_CHARS_MAX
+from .wire import INT_DIGITS_MAX as INT_DIGITS_MAX
+from .wire import JSON_DEPTH_MAX as JSON_DEPTH_MAX
+from .wire import VERSION as VERSION
+from .wire import Err as Err
+from .wire import ProtocolError as ProtocolError
+from .wire import decode_object as decode_object
+from .wire import encode as encode
+from .wire import json_kind, shown
+from .wire import readable_id as readable_id
+
 ROOT = "vuoro"
 
-COMMAND_ROLES = ("kiosk", "counter", "admin")
-DEVICE_ROLES = ("kiosk", "counter", "display", "admin")
+COMMAND_ROLES = ("kiosk", "counter", "admin", "web")
+DEVICE_ROLES = ("kiosk", "counter", "display", "admin", "web")
 DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HALL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # the hall's segment of every topic (and broker account)
-COMMAND_ID_MAX = 64
 NOTE_MAX = 200
 REASON_MAX = 100
-
-# Limits of what decode_object accepts, besides the hall's byte limit. Our payloads are flat (a command is one
-# level, state a few), so a deep nest or a number no hall ever counts to is an attack or a bug, and is refused
-# before it costs anything: Python's own limits (recursion, 4,300-digit ints) would raise where no one catches.
-JSON_DEPTH_MAX = 16
-INT_DIGITS_MAX = 19  # a signed 64-bit integer
-FLOAT_CHARS_MAX = 40  # repr() of any finite double fits in 24
+TOKEN_MAX = 64  # a ticket's page token (the server makes 22 characters: 128 bits, URL-safe base64)
+COMMENT_MAX = 500  # a visitor's feedback comment
+SCORES = (1, 2, 3, 4, 5)  # the feedback scale: five faces, 1 the worst
+REPLAY_PAGE_MAX = 500  # events in one page of a `replay` answer
 
 OUTCOMES = ("resolved", "handed_on")
 
@@ -46,8 +53,9 @@ COUNTER_OPENED = "counter.opened"
 COUNTER_PAUSED = "counter.paused"
 COUNTER_CLOSED = "counter.closed"
 DAY_STARTED = "day.started"
+TICKET_FEEDBACK = "ticket.feedback"  # a visitor's rating of a visit that is done, from the ticket's web page
 EVENT_TYPES = (TICKET_ISSUED, TICKET_CALLED, TICKET_NOSHOW, TICKET_DONE, TICKET_FORWARDED, TICKET_EXPIRED,
-               COUNTER_OPENED, COUNTER_PAUSED, COUNTER_CLOSED, DAY_STARTED)
+               COUNTER_OPENED, COUNTER_PAUSED, COUNTER_CLOSED, DAY_STARTED, TICKET_FEEDBACK)
 
 # Ticket states.
 WAITING = "waiting"
@@ -66,45 +74,6 @@ PAUSED = "paused"
 ONLINE = "online"
 OFFLINE = "offline"
 STOPPED = "stopped"
-
-
-class Err:
-    """Error codes: short stable words that clients may switch on. Never rename one."""
-
-    BAD_JSON = "bad_json"
-    BAD_VERSION = "bad_version"
-    BAD_REQUEST = "bad_request"
-    BAD_FIELD = "bad_field"
-    BAD_TOPIC = "bad_topic"
-    TOO_LARGE = "too_large"
-    UNKNOWN_OP = "unknown_op"
-    UNKNOWN_TOPIC = "unknown_topic"
-    UNKNOWN_COUNTER = "unknown_counter"
-    UNKNOWN_LANG = "unknown_lang"
-    WRONG_DEVICE = "wrong_device"
-    WRONG_HALL = "wrong_hall"
-    NOT_YOUR_TOPIC = "not_your_topic"
-    COUNTER_CLOSED = "counter_closed"
-    QUEUE_EMPTY = "queue_empty"
-    NO_TICKET = "no_ticket"
-    HALL_CLOSED = "hall_closed"
-    PRIORITY_NOT_ALLOWED = "priority_not_allowed"
-    NUMBERS_EXHAUSTED = "numbers_exhausted"
-    TOO_FEW_RECALLS = "too_few_recalls"
-    TIMEOUT = "timeout"
-    INTERNAL = "internal"
-    STORAGE_FULL = "storage_full"  # the command could not be kept: the server's disk is full; nothing was done
-    STORAGE_FAILED = "storage_failed"  # the command could not be kept: the database is read-only or failing
-
-
-class ProtocolError(Exception):
-    """A message the server refuses; becomes an error reply when the reply topic is known."""
-
-    def __init__(self, code: str, message: str, *, command_id: str | None = None,
-                 details: Mapping[str, Any] | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.command_id = code, message, command_id
-        self.details = dict(details or {})
 
 
 # ---------------------------------------------------------------- ticket numbers
@@ -255,119 +224,6 @@ def _checked(role: str, device: str) -> str:
     return role + "/" + device
 
 
-# ---------------------------------------------------------------- payloads
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-
-
-def encode(payload: Mapping[str, Any]) -> bytes:
-    """UTF-8 JSON. A lone surrogate cannot be UTF-8: decode_object refuses them, and should one come from
-    elsewhere, the payload goes out as ASCII JSON (\\udXXX escapes) rather than fail where no one answers."""
-    text = _ENCODER.encode(payload)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _ASCII_ENCODER.encode(payload).encode("ascii")
-
-
-class _Refused(Exception):
-    """Raised inside the JSON parser's hooks: the payload breaks a limit (message says which)."""
-
-
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > INT_DIGITS_MAX:
-        raise _Refused(f"a number of {len(text.lstrip('-'))} digits; the limit is {INT_DIGITS_MAX}")
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text) if len(text) <= FLOAT_CHARS_MAX else math.inf
-    if not math.isfinite(value):
-        raise _Refused(f"the number {text[:FLOAT_CHARS_MAX]}{'...' if len(text) > FLOAT_CHARS_MAX else ''} "
-                       "is too large or too long")
-    return value
-
-
-def _parse_constant(text: str) -> Any:
-    raise _Refused(f"{text} is not a JSON number")
-
-
-_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
-
-
-def _clean_text(value: str) -> bool:
-    return _SURROGATE_RE.search(value) is None
-
-
-def _limit_problem(value: Any, depth: int) -> tuple[str, str] | None:
-    """(error code, what is wrong) when a decoded value breaks a limit (depth, lone surrogates), else None.
-    No recursion: the depth is what is being checked."""
-    stack: list[tuple[Any, int]] = [(value, depth)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, str):
-            if not _clean_text(item):
-                return Err.BAD_FIELD, "holds a lone surrogate (\\ud800-\\udfff): not Unicode text"
-        elif isinstance(item, (dict, list)):
-            if level > JSON_DEPTH_MAX:
-                return Err.BAD_JSON, f"is nested deeper than {JSON_DEPTH_MAX} levels"
-            if isinstance(item, dict):
-                for key, inner in item.items():
-                    if not _clean_text(key):
-                        return Err.BAD_FIELD, "has a key with a lone surrogate (\\ud800-\\udfff): not Unicode text"
-                    stack.append((inner, level + 1))
-            else:
-                stack.extend((inner, level + 1) for inner in item)
-    return None
-
-
-def readable_id(data: Mapping[str, Any]) -> str | None:
-    """The command id of a decoded payload when it can be echoed in a reply, else None."""
-    command_id = data.get("id")
-    if isinstance(command_id, str) and 0 < len(command_id) <= COMMAND_ID_MAX and _clean_text(command_id):
-        return command_id
-    return None
-
-
-def decode_object(raw: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:
-    """JSON object of version 1, or ProtocolError. The size check comes first: no parsing a flood.
-
-    Every limit is checked here, so that whatever is accepted can be handled and encoded again: bad_json for
-    what cannot be read at all (not UTF-8, not JSON, too deep, a number out of range), bad_field naming the
-    field for a string that is not Unicode text (a lone surrogate), with the command id when it can be read.
-    """
-    if len(raw) > max_bytes:
-        raise ProtocolError(Err.TOO_LARGE, f"payload of {len(raw)} bytes; the limit is {max_bytes}")
-    try:
-        data = _DECODER.decode(bytes(raw).decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ProtocolError(Err.BAD_JSON, "payload is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(Err.BAD_JSON, f"payload is not JSON: {exc.msg} at {exc.pos}") from None
-    except _Refused as exc:
-        raise ProtocolError(Err.BAD_JSON, f"payload refused: {exc}") from None
-    except RecursionError:  # a second line: the depth limit below is far lower than Python's
-        raise ProtocolError(Err.BAD_JSON, f"payload is nested deeper than {JSON_DEPTH_MAX} levels") from None
-    if not isinstance(data, dict):
-        raise ProtocolError(Err.BAD_JSON, f"payload must be a JSON object, got {type(data).__name__}")
-    command_id = readable_id(data)
-    for key, value in data.items():
-        if not _clean_text(key):
-            name = key.encode("utf-8", "backslashreplace").decode("ascii")
-            raise ProtocolError(Err.BAD_FIELD, f'"{name}" is a key that is not Unicode text (a lone surrogate)',
-                                command_id=command_id)
-        problem = _limit_problem(value, 2)  # the object itself is level 1
-        if problem:
-            raise ProtocolError(problem[0], f'"{key}" {problem[1]}', command_id=command_id)
-    version = data.get("v")
-    if type(version) is not int or version != VERSION:
-        raise ProtocolError(Err.BAD_VERSION, f"protocol version {_shown(version)} is not supported; this is v{VERSION}",
-                            command_id=command_id)
-    return data
-
-
 # ---------------------------------------------------------------- commands
 
 FieldCheck = Callable[[Any], str | None]
@@ -376,7 +232,7 @@ FieldCheck = Callable[[Any], str | None]
 def _string(max_len: int) -> FieldCheck:
     def check(value: Any) -> str | None:
         if not isinstance(value, str):
-            return f"must be a string, got {_json_kind(value)}"
+            return f"must be a string, got {json_kind(value)}"
         if len(value) > max_len:
             return f"is longer than {max_len} characters"
         return None
@@ -384,13 +240,23 @@ def _string(max_len: int) -> FieldCheck:
 
 
 def _boolean(value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"must be true or false, got {_json_kind(value)}"
+    return None if isinstance(value, bool) else f"must be true or false, got {json_kind(value)}"
 
 
 def _one_of(choices: tuple[str, ...]) -> FieldCheck:
     def check(value: Any) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}; got {_shown(value)}"
+        return None if value in choices else f"must be one of {', '.join(choices)}; got {shown(value)}"
     return check
+
+
+def _score(value: Any) -> str | None:
+    if type(value) is not int or value not in SCORES:
+        return f"must be a whole number from {SCORES[0]} to {SCORES[-1]}, got {shown(value)}"
+    return None
+
+
+def _seq(value: Any) -> str | None:
+    return None if type(value) is int and value >= 0 else f"must be a sequence number (0 or more), got {shown(value)}"
 
 
 def _string_list(value: Any) -> str | None:
@@ -423,8 +289,16 @@ OPS: Mapping[str, Mapping[str, OpSpec]] = {
     "admin": {
         "ping": OpSpec(),
         "state": OpSpec(),
+        "replay": OpSpec(required={"since": _seq}),
+    },
+    "web": {
+        "feedback": OpSpec(required={"token": _string(TOKEN_MAX), "score": _score},
+                           optional={"comment": _string(COMMENT_MAX)}),
+        "replay": OpSpec(required={"since": _seq}),
     },
 }
+# Ops the server answers from its log without the engine: nothing changes, nothing is recorded.
+READ_OPS = frozenset({"replay"})
 
 
 @dataclass(frozen=True)
@@ -453,14 +327,14 @@ def parse_command(raw: bytes | bytearray, role: str, device: str, *, hall: str, 
     if not isinstance(command_id, str) or not 0 < len(command_id) <= COMMAND_ID_MAX:
         raise ProtocolError(Err.BAD_REQUEST, f'"id" must be a string of 1-{COMMAND_ID_MAX} characters')
     if "hall" in data and data["hall"] != hall:
-        raise ProtocolError(Err.WRONG_HALL, f"this is hall {hall!r}, not {_shown(data['hall'])}", command_id=command_id)
+        raise ProtocolError(Err.WRONG_HALL, f"this is hall {hall!r}, not {shown(data['hall'])}", command_id=command_id)
     op = data.get("op")
     ops = OPS.get(role, {})
     if not isinstance(op, str) or op not in ops:
-        raise ProtocolError(Err.UNKNOWN_OP, f"op {_shown(op)} is not a {role} command (known: {', '.join(ops)})",
+        raise ProtocolError(Err.UNKNOWN_OP, f"op {shown(op)} is not a {role} command (known: {', '.join(ops)})",
                             command_id=command_id)
     if role == "counter" and "counter" in data and op != "forward" and data["counter"] != device:
-        raise ProtocolError(Err.WRONG_DEVICE, f"counter {device!r} cannot act as counter {_shown(data['counter'])}",
+        raise ProtocolError(Err.WRONG_DEVICE, f"counter {device!r} cannot act as counter {shown(data['counter'])}",
                             command_id=command_id)
     spec = ops[op]
     args: dict[str, Any] = {}
@@ -515,16 +389,3 @@ def state_payload(seq: int, **fields: Any) -> dict[str, Any]:
 
 def presence_payload(status: str, **fields: Any) -> dict[str, Any]:
     return {"v": VERSION, "status": status, **fields}
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """A value as an error message quotes it: short, whatever a device sent."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)

@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal, assert_never
 
 from . import protocol as p
 from .config import HallConfig
@@ -44,6 +44,7 @@ from .scenario import (
     weekday_arrivals,
     weekday_profile,
 )
+from .stats import percentile
 
 __all__ = [  # the scenario's names too: one import for whoever simulates
     "DAY_S", "Behaviour", "DayResult", "DaySim", "Engine", "Estimator", "HourWaits", "StaffPlan", "TicketRecord",
@@ -52,6 +53,9 @@ __all__ = [  # the scenario's names too: one import for whoever simulates
     "simulate_day", "simulate_days", "staff_speeds", "ticket_window", "waits_per_hour", "weekday_arrivals",
     "weekday_profile",
 ]
+
+Kind = Literal["arrive", "end", "recall", "back", "shift", "tick", "midnight"]
+"""What can happen next in a simulated day; `DaySim._happen` says which method handles each."""
 
 Estimator = Callable[[Any, str, int], int]
 """(hall state as the ticket was drawn, topic, people ahead) -> seconds: another estimate to compare."""
@@ -130,7 +134,7 @@ class DaySim:
         self.expired_at_midnight = 0
         self.now = 0.0
         self._ids = 0
-        self._heap: list[tuple[float, int, str, Any]] = []
+        self._heap: list[tuple[float, int, Kind, Any]] = []
         self._order = 0
         window = hall.hours.window(day)
         if window is None:
@@ -156,7 +160,26 @@ class DaySim:
         while self._heap and self._heap[0][0] <= until:
             at, _, kind, arg = heapq.heappop(self._heap)
             self.now = at
-            getattr(self, "_on_" + kind)(arg)
+            self._happen(kind, arg)
+
+    def _happen(self, kind: Kind, arg: Any) -> None:
+        match kind:
+            case "arrive":
+                self._on_arrive(arg)
+            case "end":
+                self._on_end(arg)
+            case "recall":
+                self._on_recall(arg)
+            case "back":
+                self._on_back(arg)
+            case "shift":
+                self._on_shift(arg)
+            case "tick":
+                self._on_tick(arg)
+            case "midnight":
+                self._on_midnight(arg)
+            case _:  # mypy proves this unreachable; at run time a kind pushed by mistake stops the day loudly
+                assert_never(kind)
 
     def set_plan(self, plan: StaffPlan) -> None:
         self.plan = plan
@@ -164,7 +187,7 @@ class DaySim:
             if mark >= self.now:
                 self._push(mark, "shift", None)
 
-    def _push(self, at: float, kind: str, arg: Any) -> None:
+    def _push(self, at: float, kind: Kind, arg: Any) -> None:
         self._order += 1
         heapq.heappush(self._heap, (at, self._order, kind, arg))
 
@@ -450,10 +473,11 @@ def day_waits(records: Sequence[TicketRecord], target_s: float | None = None) ->
 
 def _waits(hour: int, waits: list[float | None], target_s: float | None) -> HourWaits:
     known = sorted(w for w in waits if w is not None)
-    rank = max(0, math.ceil(0.9 * len(waits)) - 1)
+    # a visitor never called waited longer than anyone called: past them the 90th percentile is unknown
+    p90 = percentile(known + [math.inf] * (len(waits) - len(known)), 0.9)
     return HourWaits(
         hour=hour, arrivals=len(waits), called=len(known),
         mean_s=sum(known) / len(known) if known else None,
-        p90_s=known[rank] if rank < len(known) else None,
+        p90_s=None if p90 is None or math.isinf(p90) else p90,
         max_s=known[-1] if known else None,
         within=None if target_s is None or not waits else sum(1 for w in known if w <= target_s) / len(waits))

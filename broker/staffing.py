@@ -86,60 +86,105 @@ def plan_for_target(hall: HallConfig, day: date, days: Sequence[tuple[Visitor, .
     """The robust plan for `days` (visitors sampled from `demand`, e.g. broker/demand.sample_days)."""
     slots = hour_slots(hall, day)
     floors = [erlang_floor(hall, demand, behaviour, target, start, end) for start, end in slots]
-    allowed = allowed_failures(len(days), target.confidence)
     plan = StaffPlan(tuple((start, end, frozenset[str]()) for start, end in slots))
-    trials = 0
     with DayRunner(hall, day, behaviour, days, target.wait_s, target.share, workers) as runner:
-        def trial(candidate: StaffPlan, start: float, until: float, first: int, must: tuple[int, ...] = (),
-                  limit: int = 1 << 30) -> list[DayTally] | None:
-            nonlocal trials
-            trials += 1
-            return runner.run(Trial(candidate, start, until, first, must, limit))
+        search = _Search(hall, demand, behaviour, target, len(days), runner, slots, floors)
+        plan = search.hour_by_hour(plan)
+        plan, baseline = search.minimal(plan)
+    # the baseline is the plan's own run: each removal kept replaced its hours with a replay to the day's end
+    return _summary(plan, slots, floors, baseline, target, len(days), search.allowed, search.trials)
 
-        # 2. hour by hour from opening, every day kept just before the hour being decided
-        runner.begin(plan)
-        for index, (start, end) in enumerate(slots):
-            runner.advance(plan, start)
-            staff = first_guess(hall, demand, behaviour, floors[index][1], start, end)
-            until = end + target.wait_s
-            tallies = trial(plan.with_slot(start, DAY_S, staff), start, until, index)
-            assert tallies is not None
-            while not _met(tallies, index, target, len(days), allowed):
-                extra = _most_helpful(hall, tallies, index, staff, target)
-                if extra is None:
-                    break
-                tried = trial(plan.with_slot(start, DAY_S, staff | {extra}), start, until, index)
-                assert tried is not None
-                if _score(tried, index, target.share) <= _score(tallies, index, target.share):
-                    break  # the best counter left does not help: the hour cannot do better from here
-                staff, tallies = staff | {extra}, tried
-            # the queue the hour before leaves may be too long for this hour: open more the hour before
-            while index > 0 and not _met(tallies, index, target, len(days), allowed):
-                before_start, before_end = slots[index - 1]
-                before = plan.counters_at(before_start)
-                extra = _most_helpful(hall, tallies, index, before, target)
-                if extra is None:
-                    break
-                earlier = plan.with_slot(before_start, before_end, before | {extra})
-                tried = trial(earlier.with_slot(start, DAY_S, staff), before_start, until, index)
-                assert tried is not None
-                if _score(tried, index, target.share) <= _score(tallies, index, target.share):
-                    break
-                plan, tallies = earlier, tried
-                runner.rewind(plan, before_start, start)
+
+@dataclass
+class _Search:
+    """One staffing search over the sampled days: steps 2 and 3 of the module's description."""
+
+    hall: HallConfig
+    demand: Demand
+    behaviour: Behaviour
+    target: Target
+    days: int
+    runner: DayRunner
+    slots: list[tuple[float, float]]
+    floors: list[tuple[Load, int]]
+    trials: int = 0
+
+    @property
+    def allowed(self) -> int:
+        return allowed_failures(self.days, self.target.confidence)
+
+    def trial(self, candidate: StaffPlan, start: float, until: float, first: int, must: tuple[int, ...] = (),
+              limit: int = 1 << 30) -> list[DayTally] | None:
+        self.trials += 1
+        return self.runner.run(Trial(candidate, start, until, first, must, limit))
+
+    def met(self, tallies: Sequence[DayTally], index: int) -> bool:
+        return _met(tallies, index, self.target, self.days, self.allowed)
+
+    def better(self, tried: Sequence[DayTally], than: Sequence[DayTally], index: int) -> bool:
+        return _score(tried, index, self.target.share) > _score(than, index, self.target.share)
+
+    def hour_by_hour(self, plan: StaffPlan) -> StaffPlan:
+        """2. Hour by hour from opening, every day kept just before the hour being decided."""
+        self.runner.begin(plan)
+        for index, (start, end) in enumerate(self.slots):
+            self.runner.advance(plan, start)
+            staff, tallies = self._staff_hour(plan, index)
+            plan = self._open_the_hour_before(plan, index, staff, tallies)
             plan = plan.with_slot(start, end, staff)
+        return plan
 
-        # 3. minimal as a whole: from the last hour back, each counter-hour the plan can do without goes
-        baseline = trial(plan, AT_START, math.inf, 0)
+    def _staff_hour(self, plan: StaffPlan, index: int) -> tuple[frozenset[str], list[DayTally]]:
+        """From the first guess, the counter that helps most opens until the hour meets the target."""
+        start, end = self.slots[index]
+        staff = first_guess(self.hall, self.demand, self.behaviour, self.floors[index][1], start, end)
+        until = end + self.target.wait_s
+        tallies = self.trial(plan.with_slot(start, DAY_S, staff), start, until, index)
+        assert tallies is not None
+        while not self.met(tallies, index):
+            extra = _most_helpful(self.hall, tallies, index, staff, self.target)
+            if extra is None:
+                break
+            tried = self.trial(plan.with_slot(start, DAY_S, staff | {extra}), start, until, index)
+            assert tried is not None
+            if not self.better(tried, tallies, index):
+                break  # the best counter left does not help: the hour cannot do better from here
+            staff, tallies = staff | {extra}, tried
+        return staff, tallies
+
+    def _open_the_hour_before(self, plan: StaffPlan, index: int, staff: frozenset[str],
+                              tallies: list[DayTally]) -> StaffPlan:
+        """The queue the hour before leaves may be too long for this hour: open more the hour before."""
+        start, end = self.slots[index]
+        until = end + self.target.wait_s
+        while index > 0 and not self.met(tallies, index):
+            before_start, before_end = self.slots[index - 1]
+            before = plan.counters_at(before_start)
+            extra = _most_helpful(self.hall, tallies, index, before, self.target)
+            if extra is None:
+                break
+            earlier = plan.with_slot(before_start, before_end, before | {extra})
+            tried = self.trial(earlier.with_slot(start, DAY_S, staff), before_start, until, index)
+            assert tried is not None
+            if not self.better(tried, tallies, index):
+                break
+            plan, tallies = earlier, tried
+            self.runner.rewind(plan, before_start, start)
+        return plan
+
+    def minimal(self, plan: StaffPlan) -> tuple[StaffPlan, list[DayTally]]:
+        """3. Minimal as a whole: from the last hour back, each counter-hour the plan can do without goes."""
+        slots, floors = self.slots, self.floors
+        baseline = self.trial(plan, AT_START, math.inf, 0)
         assert baseline is not None
         # checkpoints only where a counter may go: hours that meet the target above their floor
-        runner.checkpoint(plan, [start for index, (start, _) in enumerate(slots)
-                                 if len(plan.counters_at(start)) > floors[index][1]
-                                 and _met(baseline, index, target, len(days), allowed)])
-        order = list(hall.counters)
+        self.runner.checkpoint(plan, [start for index, (start, _) in enumerate(slots)
+                                      if len(plan.counters_at(start)) > floors[index][1]
+                                      and self.met(baseline, index)])
+        order = list(self.hall.counters)
         for index in reversed(range(len(slots))):
             start, end = slots[index]
-            met_now = [k for k in range(index, len(slots)) if _met(baseline, k, target, len(days), allowed)]
+            met_now = [k for k in range(index, len(slots)) if self.met(baseline, k)]
             if index not in met_now:
                 continue  # an hour that misses the target keeps every counter that helped it
             for counter in sorted(plan.counters_at(start), key=order.index, reverse=True):
@@ -147,16 +192,15 @@ def plan_for_target(hall: HallConfig, day: date, days: Sequence[tuple[Visitor, .
                 if len(staff) <= floors[index][1]:
                     break
                 candidate = plan.with_slot(start, end, staff - {counter})
-                tried = trial(candidate, start, math.inf, index, tuple(met_now), allowed)
-                if tried is None or not all(_met(tried, k, target, len(days), allowed) for k in met_now):
+                tried = self.trial(candidate, start, math.inf, index, tuple(met_now), self.allowed)
+                if tried is None or not all(self.met(tried, k) for k in met_now):
                     continue
-                if any(_score(tried, k, target.share)[1] < _score(baseline, k, target.share)[1]
+                if any(_score(tried, k, self.target.share)[1] < _score(baseline, k, self.target.share)[1]
                        for k in range(index, len(slots)) if k not in met_now):
                     continue  # a missed later hour must not get worse either
                 plan = candidate
                 baseline = [_merge(old, new, index) for old, new in zip(baseline, tried, strict=True)]
-    # the baseline is the plan's own run: each removal kept replaced its hours with a replay to the day's end
-    return _summary(plan, slots, floors, baseline, target, len(days), allowed, trials)
+        return plan, baseline
 
 
 def check_plan(hall: HallConfig, day: date, days: Sequence[tuple[Visitor, ...]], behaviour: Behaviour,

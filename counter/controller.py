@@ -11,17 +11,15 @@ the panel. So, as in the kiosk:
 - the worker sends each command with `HallClient.request`, the very call `vuoro call` makes, so the
   panel and the command line share one client path (same id on every re-send, same timeouts).
 
+The inbox, the wake-up and the worker are the devices' shared scaffolding (kiosk/device_loop.py).
 Tests drive it without a window: call `pump()` from the test thread, as the UI would.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from broker import __version__
@@ -29,6 +27,7 @@ from broker import protocol as p
 from broker.client import CommandError, HallClient, ServerUnavailable
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
+from kiosk.device_loop import LEVELS, Clock, DeviceLoop, Worker, keep_latest
 
 from .model import CounterModel
 from .model_types import (
@@ -50,31 +49,30 @@ from .model_types import (
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
+ALERTS_KEPT = 50  # the latest alerts, for the log and the tests (each is also logged)
+SENT_KEPT = 50  # the latest commands sent: a panel runs for months, one command or more a visit
 
 
-class CounterController:
+class CounterController(DeviceLoop[Input]):
     """Owns the model, the hall client and a worker thread; the UI calls press/tick/pump and draws panel()."""
 
     def __init__(self, hall: HallConfig, address: BrokerAddress, counter_id: str, *, lang: str | None = None,
                  settings: CounterSettings | None = None, clock: Clock | None = None, mqtt_version: str = "3.1.1",
                  wake: Callable[[], None] | None = None) -> None:
+        super().__init__(hall.tz, clock, wake)
         self.hall = hall
-        self.clock: Clock = clock or (lambda: datetime.now(hall.tz))
         self.model = CounterModel(hall, counter_id, self.clock(), settings, lang=lang)  # ValueError: unknown id
-        self.wake = wake or (lambda: None)  # set by the UI: schedule a pump() on the UI thread soon
-        self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
         self.client = HallClient(address, hall.id, "counter", counter_id, version=mqtt_version, presence=True,
                                  watch=True, listener=self._on_message,
                                  presence_fields={"app": "counter", "app_version": __version__})
-        link = self.client.link
-        announce = link.on_connected  # the client's own: it publishes this device's presence
-        link.on_connected = lambda: self._connected(announce)
-        link.on_disconnected = lambda: self._post(Link(False))
-        self.alerts: list[Alert] = []  # the most recent ones, for the log and the tests
-        self.sent: list[SendCommand] = []  # every command handed to the worker (tests and the bench read it)
-        self._jobs: queue.SimpleQueue[SendCommand | None] = queue.SimpleQueue()
-        self._worker = threading.Thread(target=self._work, name=f"counter-{counter_id}-worker", daemon=True)
+        # Link(True) before the client's own handler announces this device: subscriptions are live then,
+        # and no retained message of this connection has been handled yet
+        self.hook_link(self.client.link, Link(True), Link(False))
+        self.alerts: list[Alert] = []  # the latest ALERTS_KEPT, for the log and the tests
+        self.sent: list[SendCommand] = []  # the latest SENT_KEPT commands handed to the worker (tests, the bench)
+        self.sent_count = 0  # every command handed to the worker since start
+        self._worker: Worker[SendCommand] = Worker(f"counter-{counter_id}-worker", self._work,
+                                                   "counter command %r failed", log)
         self._panel: Panel | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -86,7 +84,7 @@ class CounterController:
         return self
 
     def stop(self) -> None:
-        self._jobs.put(None)
+        self._worker.stop()
         self.client.close()
         self._worker.join(5)
 
@@ -99,9 +97,9 @@ class CounterController:
 
     def act(self, action: Input) -> bool:
         """Feed a button's or a key's action; True when it sent a command (which is then on its way already)."""
-        sent = len(self.sent)
+        sent = self.sent_count
         self._feed(action)
-        return len(self.sent) > sent
+        return self.sent_count > sent
 
     def tick(self) -> Panel:
         """About once a second: the serving timer, expiring notices, retries, and anything queued."""
@@ -112,13 +110,10 @@ class CounterController:
     def pump(self) -> bool:
         """Drain what other threads posted into the model; True when anything was fed."""
         fed = False
-        while True:
-            try:
-                event = self.inbox.get_nowait()
-            except queue.Empty:
-                return fed
+        for event in self.posted():
             self._feed(event)
             fed = True
+        return fed
 
     def panel(self) -> Panel:
         """The panel to draw; the same object while nothing visible changed (cheap to compare)."""
@@ -137,47 +132,32 @@ class CounterController:
 
     def _perform(self, effect: Effect) -> None:
         if isinstance(effect, SendCommand):
-            self.sent.append(effect)
-            self._jobs.put(effect)
+            self.sent = keep_latest(self.sent, effect, SENT_KEPT)
+            self.sent_count += 1
+            self._worker.put(effect)
             time.sleep(0)  # hand the interpreter to the worker now: the command leaves before anything is drawn
         elif isinstance(effect, Alert):
-            self.alerts = [*self.alerts[-49:], effect]
-            level = {"info": logging.INFO, "warning": logging.WARNING}.get(effect.level, logging.ERROR)
-            log.log(level, "counter %s: %s %s", self.model.counter_id, effect.code, effect.detail)
+            self.alerts = keep_latest(self.alerts, effect, ALERTS_KEPT)
+            log.log(LEVELS.get(effect.level, logging.ERROR), "counter %s: %s %s", self.model.counter_id, effect.code,
+                    effect.detail)
 
     # ------------------------------------------------------------ other threads
-
-    def _post(self, event: Input) -> None:
-        self.inbox.put(event)
-        self.wake()
-
-    def _connected(self, announce: Callable[[], None] | None) -> None:
-        """paho's thread, subscriptions live: before any retained message of this connection is handled."""
-        self._post(Link(True))
-        if announce is not None:
-            announce()
 
     def _on_message(self, topic: p.ParsedTopic, data: dict[str, Any]) -> None:
         """paho's thread: what the panel depends on, as model inputs in arrival order."""
         if topic.kind == "state" and topic.name:
-            self._post(StateMessage(topic.name, data))
+            self.post(StateMessage(topic.name, data))
         elif topic.kind == "event" and topic.name:
-            self._post(EventMessage(topic.name, data))
+            self.post(EventMessage(topic.name, data))
         elif topic.kind == "device" and topic.role and topic.device:
-            self._post(DeviceMessage(topic.role, topic.device, data))
+            self.post(DeviceMessage(topic.role, topic.device, data))
         elif topic.kind == "server":
             status = data.get("status")
-            self._post(ServerWord(status if isinstance(status, str) else None))
+            self.post(ServerWord(status if isinstance(status, str) else None))
 
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            try:
-                self._post(self._send(job))
-            except Exception:  # the worker outlives any surprise; the model's timers still run
-                log.exception("counter command %r failed", job)
+    def _work(self, job: SendCommand) -> None:
+        """The worker's thread: one command's round trip, its answer posted back."""
+        self.post(self._send(job))
 
     def _send(self, job: SendCommand) -> Input:
         timeout = self.model.settings.command_timeout_s

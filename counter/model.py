@@ -22,7 +22,8 @@ Rules it keeps, whatever arrives in whatever order:
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import logging
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,21 +31,19 @@ from typing import Any
 from broker import protocol as p
 from broker.config import HallConfig
 
+from .model_hall import ORIGINS_KEPT as ORIGINS_KEPT  # re-exported: the model's own figure
+from .model_hall import HallListener
 from .model_keys import key_action
 from .model_panel import build_panel, refusal_text, success_text
 from .model_state import (
     CounterInfo,
-    DeviceInfo,
     ForwardDialog,
     Incoming,
     Notice,
     Pending,
-    QueueInfo,
     SimpleDialog,
     World,
     as_int,
-    as_str,
-    device_problem,
 )
 from .model_types import (
     CONNECTING,
@@ -95,9 +94,9 @@ from .model_types import (
     parse_time,
 )
 
-ORIGINS_KEPT = 64  # who forwarded the recent visitors, to name them while they are served here
+log = logging.getLogger(__name__)
 
-class CounterModel:
+class CounterModel(HallListener):
     """The staff panel of one counter. Not thread-safe: feed it from the UI thread only."""
 
     def __init__(self, hall: HallConfig, counter_id: str, now: datetime, settings: CounterSettings | None = None,
@@ -120,6 +119,7 @@ class CounterModel:
         self.notice: Notice | None = None
         self.dialog: ForwardDialog | SimpleDialog | None = None
         self.topics = tuple(t for tier in self.config.tiers for t in tier)  # the topics this counter serves
+        self.unknown: Counter[str] = Counter()  # inputs of a type nobody handles, by type name
 
     # ------------------------------------------------------------ input
 
@@ -127,20 +127,66 @@ class CounterModel:
         """Apply one input at time `now`; returns the effects the app must perform, in order."""
         self.now = now
         effects: list[Effect] = []
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is not None:
-            handler(event, effects)
+        self._handle(event, effects)
         self._timers(effects)
         return effects
 
-    def _on_Tick(self, event: Tick, effects: list[Effect]) -> None:
-        return  # the timers run after every input
-
-    def _on_Key(self, event: Key, effects: list[Effect]) -> None:
-        action = self.key_action(event.name)
-        if action is not None:
-            handler = getattr(self, "_on_" + type(action).__name__)
-            handler(action, effects)
+    def _handle(self, event: Input, effects: list[Effect]) -> None:
+        match event:
+            case Tick():
+                pass  # the timers run after every input
+            case Key():
+                action = self.key_action(event.name)
+                if action is not None:
+                    self._handle(action, effects)
+            case Link():
+                self._on_Link(event, effects)
+            case ServerWord():
+                self._on_ServerWord(event, effects)
+            case StateMessage():
+                self._on_StateMessage(event, effects)
+            case EventMessage():
+                self._on_EventMessage(event, effects)
+            case DeviceMessage():
+                self._on_DeviceMessage(event, effects)
+            case Next():
+                self._on_Next(event, effects)
+            case Recall():
+                self._on_Recall(event, effects)
+            case NoShow():
+                self._on_NoShow(event, effects)
+            case Done():
+                self._on_Done(event, effects)
+            case Open():
+                self._on_Open(event, effects)
+            case OpenForward():
+                self._on_OpenForward(event, effects)
+            case ForwardMode():
+                self._on_ForwardMode(event, effects)
+            case ChooseTarget():
+                self._on_ChooseTarget(event, effects)
+            case SetNote():
+                self._on_SetNote(event, effects)
+            case ConfirmForward():
+                self._on_ConfirmForward(event, effects)
+            case OpenPause():
+                self._on_OpenPause(event, effects)
+            case Pause():
+                self._on_Pause(event, effects)
+            case OpenClose():
+                self._on_OpenClose(event, effects)
+            case ConfirmClose():
+                self._on_ConfirmClose(event, effects)
+            case Cancel():
+                self._on_Cancel(event, effects)
+            case Reply():
+                self._on_Reply(event, effects)
+            case TimedOut():
+                self._on_TimedOut(event, effects)
+            case _:  # an input type added without its case here: said once, counted every time
+                if not self.unknown[type(event).__name__]:
+                    log.error("the counter panel has no handler for input %s: ignored", type(event).__name__)
+                self.unknown[type(event).__name__] += 1
 
     def key_action(self, name: str) -> Input | None:
         """What a key does now: the main panel's keys, or the open dialog's."""
@@ -190,99 +236,6 @@ class CounterModel:
         if not self.link:
             return OFFLINE
         return ONLINE if self.server == p.ONLINE else NO_SERVER
-
-    # ------------------------------------------------------------ what the hall says
-
-    def _on_StateMessage(self, event: StateMessage, effects: list[Effect]) -> None:
-        part, data = event.part, event.data
-        seq = as_int(data.get("seq"))
-        if seq is None:
-            return
-        world = self.world
-        if part == p.counter_part(self.counter_id):
-            if seq < world.counter_seq:
-                return
-            world.counter_seq = seq
-            self._set_counter(CounterInfo.from_payload(data), effects, seq)
-        elif part == p.HALL_PART:
-            counters = data.get("counters")
-            if isinstance(counters, Mapping):
-                world.counters = {str(k): str(v) for k, v in counters.items()}
-        elif part.startswith("queue/") and part[len("queue/"):] in self.topics:
-            topic = part[len("queue/"):]
-            if seq < world.queue_seq.get(topic, -1):
-                return
-            world.queue_seq[topic] = seq
-            world.queues[topic] = QueueInfo.from_payload(data)
-
-    def _set_counter(self, info: CounterInfo, effects: list[Effect], seq: int | None) -> None:
-        """This counter's state from the retained message (seq given) or from a reply (seq None)."""
-        self.world.counter = info
-        self.world.counters[self.counter_id] = info.status
-        waiting = {str(t.get("number")): t for t in info.forwarded}
-        for number, ticket in waiting.items():
-            if number not in self.incoming:
-                self._incoming(ticket, as_str(ticket.get("counter")), seq if seq is not None else -1, effects)
-        if seq is not None:  # only the server's retained state can tell that a forwarded ticket left
-            for number in [n for n, i in self.incoming.items() if n not in waiting and i.seq <= seq]:
-                del self.incoming[number]
-        current = info.ticket
-        if current is not None:
-            self._served(str(current.get("number")))
-
-    def _incoming(self, ticket: Mapping[str, Any], from_counter: str | None, seq: int,
-                  effects: list[Effect]) -> None:
-        number = str(ticket.get("number"))
-        self.incoming[number] = Incoming(number=number, from_counter=from_counter, note=str(ticket.get("note") or ""),
-                                         topic=str(ticket.get("topic") or ""), lang=str(ticket.get("lang") or ""),
-                                         issued_at=as_str(ticket.get("issued_at")), seq=seq)
-        effects.append(Alert("warning", "forwarded_to_you", f"{number} from counter {from_counter or '?'}"))
-
-    def _served(self, number: str) -> None:
-        """The visitor is at this counter now: the alert is over; remember who sent them."""
-        incoming = self.incoming.pop(number, None)
-        if incoming is not None and incoming.from_counter:
-            self.origins[number] = incoming.from_counter
-            while len(self.origins) > ORIGINS_KEPT:
-                self.origins.popitem(last=False)
-
-    def _on_EventMessage(self, event: EventMessage, effects: list[Effect]) -> None:
-        data = event.data
-        ticket = data.get("ticket")
-        if not isinstance(ticket, Mapping):
-            if event.type == p.DAY_STARTED:
-                self.incoming.clear()
-                self.origins.clear()
-            return
-        number = str(ticket.get("number"))
-        seq = as_int(data.get("seq")) or -1
-        if event.type == p.TICKET_FORWARDED and data.get("to_counter") == self.counter_id:
-            if number not in self.incoming:
-                self._incoming(ticket, as_str(data.get("counter")), seq, effects)
-            else:
-                self.incoming[number].seq = max(self.incoming[number].seq, seq)
-        elif number in self.incoming:
-            if event.type == p.TICKET_CALLED and data.get("counter") == self.counter_id:
-                self._served(number)
-            else:  # called elsewhere, sent back to its topic, expired: no longer waiting for this counter
-                del self.incoming[number]
-
-    def _on_DeviceMessage(self, event: DeviceMessage, effects: list[Effect]) -> None:
-        if event.role not in ("kiosk", "display"):
-            return
-        key = (event.role, event.device)
-        data = event.data
-        if not data:
-            self.world.devices.pop(key, None)
-            return
-        printer = data.get("printer")
-        info = DeviceInfo(status=str(data.get("status") or p.OFFLINE),
-                          printer=as_str(printer.get("state")) if isinstance(printer, Mapping) else None)
-        before = self.world.devices.get(key)
-        self.world.devices[key] = info
-        problem = device_problem(event.role, info)
-        if problem is not None and (before is None or device_problem(event.role, before) != problem):
-            effects.append(Alert(problem[0], problem[1], f"{event.role} {event.device}"))
 
     # ------------------------------------------------------------ staff actions
 

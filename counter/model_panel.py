@@ -3,18 +3,21 @@
 Apart from the state machine (counter/model.py) because it only reads the state: no transition
 happens here. Texts are message ids from counter.po, or hall-config strings already in the staff's
 language; a button carries the input the UI feeds back when it is pressed.
+It reads the model through the `CounterModel` protocol below and never imports counter/model.py.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from broker import protocol as p
+from broker.config import Counter, HallConfig
 
 from .model_keys import DIGITS, KEY_LABELS
-from .model_state import ForwardDialog, Pending, device_problem
+from .model_state import ForwardDialog, Incoming, Notice, Pending, SimpleDialog, World, device_problem
 from .model_types import (
     FORWARD_TO_COUNTER,
     FORWARD_TO_TOPIC,
@@ -50,8 +53,29 @@ from .model_types import (
     parse_time,
 )
 
-if TYPE_CHECKING:
-    from .model import CounterModel
+
+class CounterModel(Protocol):
+    """What the panel reads of the counter's model (counter/model.py `CounterModel`, which this module does
+    not import: the model imports the panel)."""
+
+    hall: HallConfig
+    counter_id: str
+    config: Counter
+    lang: str
+    now: datetime
+    world: World
+    incoming: OrderedDict[str, Incoming]
+    origins: OrderedDict[str, str]
+    pending: Pending | None
+    notice: Notice | None
+    dialog: ForwardDialog | SimpleDialog | None
+
+    @property
+    def online(self) -> bool: ...
+    def link_state(self) -> str: ...
+    def refusal(self, action: str, topic: str | None = None) -> str | None: ...
+    def forward_targets(self, mode: str) -> tuple[str, ...]: ...
+    def serving_s(self) -> int | None: ...
 
 # The panel's buttons in order, with the input each feeds (keys: counter/model.py MAIN_KEYS).
 ACTIONS: tuple[tuple[str, Any], ...] = (

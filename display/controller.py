@@ -9,13 +9,13 @@ paho's thread and announcements are generated on the announcer's worker. So:
   announcer start its next announcement;
 - `board()` gives the Board to draw, the same object while nothing visible changed.
 
+The inbox and the wake-up are the devices' shared scaffolding (kiosk/device_loop.py).
 Tests drive it without a window: call `pump()` from the test thread, as the UI would.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from broker import protocol as p
 from broker.client import HallClient
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
+from kiosk.device_loop import Clock, DeviceLoop
 
 from .announce import Announcer, Espeak, Player, Speech
 from .board import Board
@@ -33,22 +34,19 @@ from .model import Announce, DisplayModel, EventIn, Input, LinkIn, ServerIn, Sta
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 SERVER_EVENTS = frozenset(p.EVENT_TYPES)
 
 
-class DisplayController:
+class DisplayController(DeviceLoop[Input]):
     """Owns the model, the hall client and the announcer; the UI calls pump() and board()."""
 
     def __init__(self, hall: HallConfig, address: BrokerAddress, display_id: str, *, player: Player | None,
                  speech: Speech | None = None, announce: bool | None = None, sound_dir: Path | None = None,
                  fixed_lang: str | None = None, clock: Clock | None = None, mqtt_version: str = "3.1.1",
                  wake: Callable[[], None] | None = None) -> None:
+        super().__init__(hall.tz, clock, wake)
         self.hall = hall
-        self.clock: Clock = clock or (lambda: datetime.now(hall.tz))
         self.model = DisplayModel.for_display(hall, display_id, fixed_lang)  # ValueError for an unknown id
-        self.wake = wake or (lambda: None)  # set by the UI: schedule a pump() on the UI thread soon
-        self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
         enabled = self.model.display.announce if announce is None else announce
         if speech is None and enabled:
             espeak = Espeak()
@@ -63,15 +61,8 @@ class DisplayController:
                                  watch=True, listener=self._on_message,
                                  presence_fields={"app": "display", "app_version": __version__,
                                                   "announce": self.announcer.enabled, "speech": voice})
-        on_connected = self.client.link.on_connected  # HallClient's own (it publishes our presence)
-
-        def connected() -> None:
-            if on_connected is not None:
-                on_connected()
-            self._post(LinkIn(True))
-
-        self.client.link.on_connected = connected
-        self.client.link.on_disconnected = lambda: self._post(LinkIn(False))
+        # LinkIn(True) after HallClient's own handler, which publishes our presence
+        self.hook_link(self.client.link, LinkIn(True), LinkIn(False), announce_first=True)
         self._board: Board | None = None
         self._held: list[Announce] = []
 
@@ -96,11 +87,7 @@ class DisplayController:
         """
         fed = False
         now = self.clock()
-        while True:
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                break
+        for item in self.posted():
             try:
                 self._held += self.model.feed(item, now)
             except Exception:  # a message nobody foresaw must not take the board down: log it, keep going
@@ -138,15 +125,11 @@ class DisplayController:
     def _wake(self) -> None:
         self.wake()
 
-    def _post(self, item: Input) -> None:
-        self.inbox.put(item)
-        self.wake()
-
     def _on_message(self, topic: p.ParsedTopic, data: dict[str, Any]) -> None:
         """paho's thread: keep only what the board depends on (not other devices' presence)."""
         if topic.kind == "state" and topic.name and data:
-            self._post(StateIn(topic.name, data))
+            self.post(StateIn(topic.name, data))
         elif topic.kind == "event" and topic.name in SERVER_EVENTS and data:
-            self._post(EventIn(data))
+            self.post(EventIn(data))
         elif topic.kind == "server" and data:
-            self._post(ServerIn(data))
+            self.post(ServerIn(data))

@@ -9,17 +9,15 @@ printing or waiting for the server must never freeze the screen. So:
   into the model and to hand the model's effects to a worker thread;
 - the worker thread does the slow things (an issue request, printing) and posts their outcome back.
 
+The inbox, the wake-up and the worker are the devices' shared scaffolding (kiosk/device_loop.py).
 Tests drive it without a window: call `pump()` from the test thread, as the UI would.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from broker import __version__
@@ -29,6 +27,7 @@ from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
 
 from . import i18n
+from .device_loop import LEVELS, Clock, DeviceLoop, Worker, keep_latest
 from .model import KioskModel
 from .model_types import (
     Alert,
@@ -53,32 +52,30 @@ from .ticket import build_ticket
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 STARTUP_GRACE_S = 5.0  # no broker or server this long after start: out of service, not "starting"
+ALERTS_KEPT = 50  # the latest alerts, for the UI's log and the tests (each is also logged)
+TICKETS_KEPT = 50  # the latest tickets issued here: a kiosk runs for months (~1.5 KB a ticket, ~100 MB a year)
 
 
-class KioskController:
+class KioskController(DeviceLoop[Input]):
     """Owns the model, the hall client, the printer and a worker thread; the UI calls press/tick/pump."""
 
     def __init__(self, hall: HallConfig, address: BrokerAddress, device_id: str, printer_uri: str, *,
                  settings: KioskSettings | None = None, clock: Clock | None = None, mqtt_version: str = "3.1.1",
                  status_interval: float = 5.0, wake: Callable[[], None] | None = None) -> None:
+        super().__init__(hall.tz, clock, wake)
         self.hall = hall
-        self.clock: Clock = clock or (lambda: datetime.now(hall.tz))
         self.model = KioskModel(hall, self.clock(), settings or KioskSettings(), new_id=p.new_command_id)
-        self.wake = wake or (lambda: None)  # set by the UI: schedule a pump() on the UI thread soon
-        self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
         self.printer = Printer(printer_uri)  # a bad URI raises ValueError now; a missing printer is only a status
         self.monitor = StatusMonitor(self.printer, self._on_printer_status, interval=status_interval)
         self.client = HallClient(address, hall.id, "kiosk", device_id, version=mqtt_version, presence=True,
                                  watch=True, listener=self._on_message,
                                  presence_fields={"app": "kiosk", "app_version": __version__,
                                                   "printer": self.printer.last_status.payload()})
-        self.client.link.on_disconnected = self._post_link_change
-        self.alerts: list[Alert] = []  # the most recent ones, for the UI's log and the tests
-        self.tickets: list[dict[str, Any]] = []  # tickets the server issued to this kiosk (its raw replies)
-        self._jobs: queue.SimpleQueue[Effect | None] = queue.SimpleQueue()
-        self._worker = threading.Thread(target=self._work, name=f"kiosk-{device_id}-worker", daemon=True)
+        self.hook_link(self.client.link, None, ServerStatus(False))  # the link or the server's will changed
+        self.alerts: list[Alert] = []  # the latest ALERTS_KEPT, for the UI's log and the tests
+        self.tickets: list[dict[str, Any]] = []  # the latest TICKETS_KEPT the server issued here (raw replies)
+        self._worker: Worker[Effect] = Worker(f"kiosk-{device_id}-worker", self._work, "kiosk job %r failed", log)
         self._server_word: bool | None = None  # the server's own retained status: online or not
         self._online: bool | None = None  # what the model was last told
         self._screen: Screen | None = None
@@ -94,7 +91,7 @@ class KioskController:
         return self
 
     def stop(self) -> None:
-        self._jobs.put(None)
+        self._worker.stop()
         self.monitor.stop()
         self.client.close()
         self._worker.join(5)
@@ -116,11 +113,7 @@ class KioskController:
     def pump(self) -> bool:
         """Drain what other threads posted into the model; True when anything was fed."""
         fed = self._check_online()
-        while True:
-            try:
-                event = self.inbox.get_nowait()
-            except queue.Empty:
-                break
+        for event in self.posted():
             if isinstance(event, ServerStatus):  # the link or the server's will changed: recompute
                 fed = self._check_online() or fed
                 continue
@@ -157,50 +150,36 @@ class KioskController:
 
     def _perform(self, effect: Effect) -> None:
         if isinstance(effect, Alert):
-            self.alerts = [*self.alerts[-49:], effect]
-            level = {"info": logging.INFO, "warning": logging.WARNING}.get(effect.level, logging.ERROR)
-            log.log(level, "kiosk alert %s %s", effect.code, effect.detail)
+            self.alerts = keep_latest(self.alerts, effect, ALERTS_KEPT)
+            log.log(LEVELS.get(effect.level, logging.ERROR), "kiosk alert %s %s", effect.code, effect.detail)
             if effect.code.startswith("printer_"):
                 self.monitor.poke()
             return
         if isinstance(effect, SendIssue):
             self.monitor.poke()  # a fresh paper reading before the ticket prints
-        self._jobs.put(effect)
+        self._worker.put(effect)
 
     # ------------------------------------------------------------ other threads
-
-    def _post(self, event: Input) -> None:
-        self.inbox.put(event)
-        self.wake()
-
-    def _post_link_change(self) -> None:
-        self._post(ServerStatus(False))
 
     def _on_message(self, topic: p.ParsedTopic, data: dict[str, Any]) -> None:
         """paho's thread: keep only what the kiosk screen depends on."""
         if topic.kind == "server":
             self._server_word = data.get("status") == p.ONLINE
-            self._post(ServerStatus(self._server_word))
+            self.post(ServerStatus(self._server_word))
         elif topic.kind == "state" and topic.name == p.HALL_PART and data:
-            self._post(HallState.from_payload(data))
+            self.post(HallState.from_payload(data))
 
     def _on_printer_status(self, status: DeviceStatus) -> None:
         """The monitor's or the worker's thread: tell the model, and everyone watching the device status."""
-        self._post(PrinterStatus(status.code))
+        self.post(PrinterStatus(status.code))
         self.client.set_presence(printer=status.payload())
 
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            try:
-                if isinstance(job, SendIssue):
-                    self._post(self._issue(job))
-                elif isinstance(job, PrintTicket):
-                    self._post(self._print(job))
-            except Exception:  # the worker outlives any surprise; the model's timers still run
-                log.exception("kiosk job %r failed", job)
+    def _work(self, job: Effect) -> None:
+        """The worker's thread: the slow effects, each posting its outcome back."""
+        if isinstance(job, SendIssue):
+            self.post(self._issue(job))
+        elif isinstance(job, PrintTicket):
+            self.post(self._print(job))
 
     def _issue(self, job: SendIssue) -> Input:
         fields: dict[str, Any] = {"topic": job.topic, "lang": job.lang, "priority": True if job.priority else None}
@@ -214,7 +193,7 @@ class KioskController:
         except CommandError as exc:
             return IssueError.from_details(job.command_id, exc.code, exc.details)
         ticket = dict(result.get("ticket") or {})
-        self.tickets.append(ticket)
+        self.tickets = keep_latest(self.tickets, ticket, TICKETS_KEPT)
         return IssueOk(job.command_id, ticket)
 
     def _print(self, job: PrintTicket) -> Input:

@@ -18,8 +18,9 @@ Rules it keeps, whatever arrives in whatever order:
 
 from __future__ import annotations
 
+import logging
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -67,6 +68,8 @@ from .model_types import (
     menu_from_hall,
     parse_ticket,
 )
+
+log = logging.getLogger(__name__)
 
 OLD_IDS_KEPT = 64  # recent visitors' command ids, to report a ticket the server issued after they left
 
@@ -122,6 +125,7 @@ class KioskModel:
         self.since = now  # when the visitor's phase began
         self.last_touch = now
         self._old_ids: deque[str] = deque(maxlen=OLD_IDS_KEPT)
+        self.unknown: Counter[str] = Counter()  # inputs of a type nobody handles, by type name
 
     # ------------------------------------------------------------ input
 
@@ -129,11 +133,46 @@ class KioskModel:
         """Apply one input at time `now`; returns the effects the app must perform, in order."""
         self.now = now
         effects: list[Effect] = []
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is not None:
-            handler(event, effects)
+        self._handle(event, effects)
         self._timers(effects)
         return effects
+
+    def _handle(self, event: Input, effects: list[Effect]) -> None:
+        match event:
+            case Touch():
+                self._on_Touch(event, effects)
+            case Tick():
+                self._on_Tick(event, effects)
+            case ChooseLanguage():
+                self._on_ChooseLanguage(event, effects)
+            case ToggleAccessibility():
+                self._on_ToggleAccessibility(event, effects)
+            case TogglePriority():
+                self._on_TogglePriority(event, effects)
+            case ChooseTopic():
+                self._on_ChooseTopic(event, effects)
+            case Back():
+                self._on_Back(event, effects)
+            case Done():
+                self._on_Done(event, effects)
+            case ServerStatus():
+                self._on_ServerStatus(event, effects)
+            case HallState():
+                self._on_HallState(event, effects)
+            case IssueOk():
+                self._on_IssueOk(event, effects)
+            case IssueError():
+                self._on_IssueError(event, effects)
+            case IssueTimedOut():
+                self._on_IssueTimedOut(event, effects)
+            case PrinterStatus():
+                self._on_PrinterStatus(event, effects)
+            case PrintResult():
+                self._on_PrintResult(event, effects)
+            case _:  # an input type added without its case here: said once, counted every time
+                if not self.unknown[type(event).__name__]:
+                    log.error("the kiosk has no handler for input %s: ignored", type(event).__name__)
+                self.unknown[type(event).__name__] += 1
 
     def _touched(self) -> None:
         self.last_touch = self.now

@@ -3,19 +3,28 @@
 Apart from the state machine (kiosk/model.py) because it only reads the state: no transition
 happens here. Texts are message ids (kiosk.i18n renders them) or hall-config strings already in
 the visitor's language; a button carries the input the UI feeds back when it is pressed.
+It reads the model through the `KioskModel` protocol below and never imports kiosk/model.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from broker import protocol as p
+from broker.config import HallConfig
 
 from .model_types import (
+    CLOSED,
     ISSUING,
+    OUT_OF_SERVICE,
     PAPER_OUT,
+    REFUSED,
+    START,
+    SUBTOPIC,
     TICKET,
+    TOPIC,
     UNCONFIRMED,
     Back,
     Button,
@@ -26,13 +35,45 @@ from .model_types import (
     Msg,
     Screen,
     Text,
+    TicketView,
     ToggleAccessibility,
     TogglePriority,
+    TopicNode,
     msg,
 )
 
-if TYPE_CHECKING:
-    from .model import KioskModel
+
+class VisitorView(Protocol):
+    """What the screen reads of the visitor at the kiosk (kiosk/model.py `_Visitor`)."""
+
+    lang: str | None
+    accessible: bool
+    priority: bool
+    path: tuple[str, ...]
+    phase: str
+    ticket: TicketView | None
+    printed: bool | None
+    problem: str
+    refused: str
+
+
+class KioskModel(Protocol):
+    """What the screen reads of the kiosk's model (kiosk/model.py `KioskModel`, which this module does not
+    import: the model imports the screen)."""
+
+    hall: HallConfig
+    now: datetime
+    server: bool | None
+    printer: str
+
+    @property
+    def visitor(self) -> VisitorView: ...
+    def accepting(self) -> tuple[bool, datetime | None]: ...
+    def screen_name(self) -> str: ...
+    def priority_offered(self) -> bool: ...
+    def level(self) -> tuple[TopicNode, ...]: ...
+    def path_nodes(self) -> list[TopicNode]: ...
+    def countdown_s(self) -> int | None: ...
 
 PRINTER_DOWN = ("out", "offline")
 _Parts = tuple[tuple[Text, ...], tuple[Text, ...], tuple[Button, ...], tuple[Button, ...]]
@@ -51,7 +92,7 @@ class _Builder:
     def build(self) -> Screen:
         name = self.model.screen_name()
         lang = self.visitor.lang or self.hall.main_language
-        title, body, buttons, controls = getattr(self, name)(lang)
+        title, body, buttons, controls = BUILDERS[name](self, lang)
         ticket = self.visitor.ticket if name in (TICKET, PAPER_OUT) else None
         return Screen(name, lang, title, body, buttons, controls, self.flags(name), ticket)
 
@@ -86,8 +127,6 @@ class _Builder:
         controls += (Button("back", Msg("nav.back"), Back(), kind="nav"),)
         return (Msg("subtopic.title" if nested else "topic.title"),), body, topics, controls
 
-    subtopic = topic
-
     def issuing(self, lang: str) -> _Parts:
         return (Msg("issuing.title"),), (Msg("issuing.body"),), (), ()
 
@@ -114,8 +153,6 @@ class _Builder:
         if visitor.printed is not False:
             lines.append(Msg("ticket.take" if visitor.printed else "ticket.printing"))
         return (Msg("label.ticket_number"),), tuple(lines), (), (_done(),)
-
-    paper_out = ticket
 
     def refused(self, lang: str) -> _Parts:
         reason = "refused.exhausted" if self.visitor.refused == p.Err.NUMBERS_EXHAUSTED else "refused.generic"
@@ -152,6 +189,14 @@ class _Builder:
         return Flags(large_text=accessible, high_contrast=accessible, reach=accessible, busy=name == ISSUING,
                      big_number=name == PAPER_OUT, accessibility=accessible, priority=self.visitor.priority,
                      printer=self.model.printer, countdown_s=self.model.countdown_s())
+
+
+# Each screen's builder: every name in SCREENS has one (tests/test_dispatch.py), found here, never by its name.
+BUILDERS: dict[str, Callable[[_Builder, str], _Parts]] = {
+    START: _Builder.start, TOPIC: _Builder.topic, SUBTOPIC: _Builder.topic, ISSUING: _Builder.issuing,
+    TICKET: _Builder.ticket, PAPER_OUT: _Builder.ticket, CLOSED: _Builder.closed,
+    OUT_OF_SERVICE: _Builder.out_of_service, REFUSED: _Builder.refused,
+}
 
 
 def _done() -> Button:

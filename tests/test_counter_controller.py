@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from counter.controller import CounterController
 from counter.model_types import (
     ChooseTarget,
     ConfirmForward,
+    CounterSettings,
     Done,
     Key,
     Next,
@@ -37,9 +37,13 @@ from counter.model_types import (
 )
 from counter.texts import panel_lines
 from tests.support.brokers import ROOT, AmqttBroker, MosquittoBroker, ServerProcess
+from tests.support.wait import CONNECT_S, wait_until
 
 pytestmark = pytest.mark.slow
 Make = Callable[..., CounterController]
+SETTINGS = CounterSettings()
+# A panel getting where a test expects: a command's timeout and its retry, twice over (a reconnect included)
+PANEL_S = 2 * (SETTINGS.command_timeout_s + SETTINGS.retry_s)
 
 
 @pytest.fixture
@@ -47,7 +51,7 @@ def make_desk(hall: HallConfig) -> Iterator[Make]:
     made: list[CounterController] = []
 
     def make(broker: AmqttBroker | MosquittoBroker, counter_id: str = "1", lang: str = "en") -> CounterController:
-        controller = CounterController(hall, broker.address, counter_id, lang=lang).start(timeout=5)
+        controller = CounterController(hall, broker.address, counter_id, lang=lang).start(timeout=CONNECT_S)
         made.append(controller)
         return controller
 
@@ -56,15 +60,13 @@ def make_desk(hall: HallConfig) -> Iterator[Make]:
         controller.stop()
 
 
-def wait_panel(controller: CounterController, predicate: Callable[[Panel], bool], timeout: float = 10.0) -> Panel:
-    """Play the UI thread: pump until the panel satisfies the predicate."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_panel(controller: CounterController, predicate: Callable[[Panel], bool], timeout: float = PANEL_S) -> Panel:
+    """Play the UI thread: tick until the panel satisfies the predicate."""
+    def reached() -> Panel | None:
         panel = controller.tick()
-        if predicate(panel):
-            return panel
-        time.sleep(0.01)
-    raise AssertionError(f"the panel never got there; it says {panel_lines(controller.panel())}")
+        return panel if predicate(panel) else None
+
+    return wait_until(reached, timeout, lambda: f"the panel to get there; it says {panel_lines(controller.panel())}")
 
 
 def synced(controller: CounterController) -> Panel:
@@ -82,7 +84,7 @@ def issue(client: HallClient, topic: str = "general", lang: str = "fi") -> str:
 @pytest.fixture
 def kiosk(hall: HallConfig, amqtt_broker: AmqttBroker) -> Iterator[HallClient]:
     client = HallClient(amqtt_broker.address, hall.id, "kiosk", "cli", presence=False)
-    assert client.start(5)
+    assert client.start()
     yield client
     client.close()
 
@@ -160,7 +162,7 @@ def test_presence_is_retained_and_said_goodbye(make_desk: Make, make_service: Ca
     desk = make_desk(amqtt_broker, "3")
     synced(desk)
     with HallClient(amqtt_broker.address, hall.id, "admin", "observer", presence=False, watch=True) as watcher:
-        assert watcher.start(5)
+        assert watcher.start()
         assert watcher.wait_for(lambda s: s.get("device/counter/3", {}).get("status") == p.ONLINE)
         device = watcher.snapshot()["device/counter/3"]
         assert device["app"] == "counter" and device["app_version"]
@@ -211,7 +213,7 @@ def test_a_broker_restart_while_serving_keeps_the_visitor_refuses_and_resyncs(
     server = ServerProcess(tmp_path / "hall.sqlite", broker.address).start()
     kiosk = HallClient(broker.address, hall.id, "kiosk", "cli", presence=False)
     try:
-        assert kiosk.start(10)
+        assert kiosk.start()
         desk = make_desk(broker, "1")
         synced(desk)
         desk.press(Open())
@@ -233,7 +235,7 @@ def test_a_broker_restart_while_serving_keeps_the_visitor_refuses_and_resyncs(
 
         broker.start()
         panel = wait_panel(desk, lambda panel: panel.header.link == "online" and panel.current is not None
-                           and not panel.current.stale, timeout=20)
+                           and not panel.current.stale)
         assert panel.current is not None and panel.current.number == first
         desk.press(Key("1"))
         wait_panel(desk, serving(None))
@@ -263,21 +265,19 @@ def test_a_hall_server_gone_is_said_and_its_return_resyncs(make_desk: Make, amqt
     assert panel.notice is not None and panel.notice.text.id == "counter.refused.offline"
     server = ServerProcess(tmp_path / "hall.sqlite", amqtt_broker.address).start()
     try:
-        wait_panel(desk, lambda panel: panel.header.link == "online" and panel.header.status == p.OPEN, timeout=20)
+        wait_panel(desk, lambda panel: panel.header.link == "online" and panel.header.status == p.OPEN)
     finally:
         assert server.stop() == 0
 
 
-SHOTS = ROOT / "docs" / "screenshots" / "counter"
-
-
 def test_snapshots_of_the_panel_in_each_language_from_the_command_line(
-        make_service: Callable, amqtt_broker: AmqttBroker, tmp_path: Path, kiosk: HallClient, hall: HallConfig) -> None:
+        make_service: Callable, amqtt_broker: AmqttBroker, tmp_path: Path, kiosk: HallClient, hall: HallConfig,
+        pictures: Callable[[str], Path]) -> None:
     make_service(amqtt_broker)
     desk = HallClient(amqtt_broker.address, hall.id, "counter", "2", presence=False)
     specialist = HallClient(amqtt_broker.address, hall.id, "counter", "6", presence=False)
     try:
-        assert desk.start(5) and specialist.start(5)
+        assert desk.start() and specialist.start()
         desk.request("open")
         specialist.request("open")
         for topic, lang in [("taxes", "en"), ("general", "se"), ("general", "fi"), ("parking", "sv")]:
@@ -294,7 +294,7 @@ def test_snapshots_of_the_panel_in_each_language_from_the_command_line(
     from PIL import Image
 
     for lang in hall.languages:
-        png = SHOTS / f"panel-{lang}.png"
+        png = pictures("counter") / f"panel-{lang}.png"
         run = subprocess.run([sys.executable, "-m", "broker.cli", "counter", "--broker", amqtt_broker.address.url,
                               "--id", "2", "--lang", lang, "--snapshot", str(png)],
                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
@@ -305,3 +305,21 @@ def test_snapshots_of_the_panel_in_each_language_from_the_command_line(
                               "--id", "99", "--snapshot", str(tmp_path / "x.png")], capture_output=True, text=True,
                              env=env, cwd=ROOT, timeout=60)
     assert refused.returncode == 2 and "counter '99' is not in hall" in refused.stderr
+
+
+def test_a_panel_that_runs_for_months_keeps_only_its_latest_commands(
+        make_desk: Make, make_service: Callable, amqtt_broker: AmqttBroker, kiosk: HallClient) -> None:
+    from counter.controller import SENT_KEPT
+
+    make_service(amqtt_broker)
+    desk = make_desk(amqtt_broker, "2")
+    synced(desk)
+    desk.press(Open())
+    wait_panel(desk, lambda panel: panel.header.status == p.OPEN)
+    numbers = [issue(kiosk) for _ in range(SENT_KEPT + 5)]
+    for number in numbers:
+        wait_panel(desk, lambda panel: desk.model.pending is None and panel.queues[0].waiting >= 1)
+        assert desk.act(Next())  # still says it sent, with the list at its bound
+        wait_panel(desk, serving(number))
+    assert desk.sent_count == len(numbers) + 1
+    assert len(desk.sent) == SENT_KEPT and [c.op for c in desk.sent] == ["next"] * SENT_KEPT

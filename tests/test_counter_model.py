@@ -7,7 +7,9 @@ them. So a test reads like the staff's and the server's moments in order, and no
 
 from __future__ import annotations
 
+import gc
 import itertools
+import types
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +23,7 @@ from broker import protocol as p
 from broker.config import DEMO_HALL, HallConfig, load_hall
 from broker.engine import Engine
 from counter.keys import key_name
-from counter.model import CounterModel
+from counter.model import ORIGINS_KEPT, CounterModel
 from counter.model_keys import MAIN_KEYS
 from counter.model_types import (
     NO_SERVER,
@@ -817,3 +819,50 @@ def test_a_visitor_forwarded_before_the_panel_started_says_so(world: Hall) -> No
     current = desk.panel.current
     assert current is not None and current.forwards == 1 and current.from_counter == ""
     assert "Forwarded before: 1" in desk.text() and "Note: drawings" in desk.text()
+
+
+# ---------------------------------------------------------------- a panel that runs for months
+
+
+def reachable(root: object) -> int:
+    """How many objects the root holds, directly or not: its data, not the code it calls (functions lead to their
+    module's globals, and from there to everything). The hall config it shares counts too, but stays."""
+    seen = {id(root)}
+    todo = [root]
+    while todo:
+        item = todo.pop()
+        children = [*gc.get_referents(item), *(item if isinstance(item, dict) else ())]  # str keys are not traversed
+        for child in children:
+            if id(child) not in seen and not isinstance(child, (type, types.ModuleType, types.FunctionType)):
+                seen.add(id(child))
+                todo.append(child)
+    return len(seen)
+
+
+def test_panels_that_run_for_months_keep_what_they_remember_bounded(world: Hall) -> None:
+    """Forward, call, done, visit after visit: what the models hold stays flat; who forwarded whom stays bounded.
+
+    All in one day (a new day clears what a panel remembers of the day before, which would hide a leak)."""
+    front, specialist = Desk(world, "1"), Desk(world, "4")
+    front.press(Open())
+    specialist.press(Open())
+
+    def visits(count: int) -> None:
+        for _ in range(count):
+            world.now += timedelta(seconds=20)
+            number = world.issue("general", "fi")
+            assert ops(front.keys("enter")) == ["next"] and front.current() == number
+            assert ops(front.press(OpenForward(), ChooseTarget("counter", "4"), ConfirmForward())) == ["forward"]
+            assert ops(specialist.keys("enter")) == ["next"] and specialist.current() == number
+            current = specialist.panel.current
+            assert current is not None and current.from_counter == "Counter 1"
+            assert ops(specialist.keys("1")) == ["done"] and specialist.current() is None
+            front.effects.clear()
+            specialist.effects.clear()
+
+    visits(100)  # warm up
+    held = [reachable(front.model), reachable(specialist.model)]
+    visits(800)
+    assert len(specialist.model.origins) == ORIGINS_KEPT and not specialist.model.incoming
+    grown = [reachable(front.model) - held[0], reachable(specialist.model) - held[1]]
+    assert max(grown) < 100, f"the panels' models hold {grown} more objects after 800 more visits"  # a leak: 800+

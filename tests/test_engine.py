@@ -19,8 +19,8 @@ import pytest
 from broker import protocol as p
 from broker.config import HallConfig
 from broker.engine import MAX_NUMBER, Engine, Outcome
-from broker.estimate import HIGH_START
 from broker.hallstate import HallState, Ticket
+from broker.waitmodel import HIGH_START
 from tests.support.clock import FakeClock
 
 TZ = ZoneInfo("Europe/Helsinki")
@@ -188,7 +188,7 @@ def test_issue_of_an_unknown_topic_is_refused(desk: Desk) -> None:
 
 
 def test_issue_in_a_language_the_hall_does_not_speak_is_refused(desk: Desk) -> None:
-    desk.refuse("kiosk", "K1", "issue", p.Err.UNKNOWN_LANG, topic="general", lang="de")
+    desk.refuse("kiosk", "K1", "issue", p.Err.UNKNOWN_LANG, topic="general", lang="pl")  # no Polish here
 
 
 def test_priority_ticket_is_refused_when_the_hall_does_not_allow_them(hall: HallConfig) -> None:
@@ -233,6 +233,48 @@ def test_numbers_run_out_after_999_in_a_topic_but_not_in_others(hall: HallConfig
     error = desk.refuse("kiosk", "K1", "issue", p.Err.NUMBERS_EXHAUSTED, topic="general")
     assert "general" in error["message"]
     assert desk.issue("parking")["number"] == "C001"
+
+
+def numbered(hall: HallConfig, numbers: str) -> HallConfig:
+    return replace(hall, rules=replace(hall.rules, numbers=numbers))
+
+
+def test_wrapped_numbers_start_again_at_001_and_skip_those_still_in_use(hall: HallConfig) -> None:
+    desk = Desk(numbered(hall, "wrap"))
+    open_counters(desk, "1", "2")
+    for _ in range(MAX_NUMBER):
+        desk.issue()
+    assert desk.call("1") == "A001"
+    desk.at("1", "done", outcome="resolved")  # A001 is free again
+    assert desk.call("1") == "A002"  # A002 stays at counter 1
+    assert desk.call("2") == "A003"
+    desk.at("2", "done", outcome="resolved")  # A003 is free again
+    assert desk.issue()["number"] == "A001"
+    assert desk.issue()["number"] == "A003"  # A002 is at a counter: skipped
+    desk.refuse("kiosk", "K1", "issue", p.Err.NUMBERS_EXHAUSTED, topic="general")  # A002, A004-A999 in use
+    assert desk.issue("parking")["number"] == "C001"
+    replayed = HallState(desk.hall)
+    for event in desk.events:  # a log with a number used twice in a day replays to the same state
+        replayed.apply(event)
+    assert snapshot(replayed) == snapshot(desk.state)
+
+
+def test_wrapped_numbers_refuse_only_when_every_number_is_in_use(hall: HallConfig) -> None:
+    desk = Desk(numbered(hall, "wrap"))
+    for _ in range(MAX_NUMBER):
+        desk.issue()
+    error = desk.refuse("kiosk", "K1", "issue", p.Err.NUMBERS_EXHAUSTED, topic="general")
+    assert "in use" in error["message"]
+
+
+def test_four_digit_numbers_keep_their_width_all_day(hall: HallConfig) -> None:
+    desk = Desk(numbered(hall, "four-digits"))
+    numbers = [desk.issue()["number"] for _ in range(1000)]
+    assert numbers[0] == "A0001" and numbers[998] == "A0999" and numbers[999] == "A1000"
+    assert {len(n) for n in numbers} == {5}
+    assert p.format_number("A", 9999, 4) == "A9999"
+    with pytest.raises(ValueError, match="does not fit"):
+        p.format_number("A", 1000)
 
 
 # ---------------------------------------------------------------- next

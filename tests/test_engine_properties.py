@@ -12,7 +12,7 @@ import itertools
 import json
 import random
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from broker import estimate
 from broker import protocol as p
 from broker.config import DEMO_HALL, HallConfig, load_hall
 from broker.engine import MAX_NUMBER, Engine, Outcome
@@ -374,7 +375,7 @@ class Hall:
 # ---------------------------------------------------------------- hypothesis: stateful
 
 topic_ids = st.sampled_from([*TOPICS, "dragons"])
-langs = st.sampled_from([None, *HALL.languages, "de"])
+langs = st.sampled_from([None, *HALL.languages, "pl"])  # pl: a language the hall does not speak
 notes = st.none() | st.text(max_size=10)
 
 
@@ -475,6 +476,24 @@ class QueueMachine(RuleBasedStateMachine):
     def invariants_hold(self) -> None:
         self.h.check()
 
+    @precondition(lambda self: self.hall is not None)
+    @invariant()
+    def the_estimate_calls_whom_the_engine_calls(self) -> None:
+        """One rule for who is next: the wait's play-forward picks, from its copy of the queues, the very
+        ticket `Engine.pick_next` calls, at every counter in every state the walk reaches."""
+        engine = self.h.engine
+        for counter in COUNTERS:
+            lanes = estimate._Lanes(engine.state, estimate.MAX_PICKS)
+            forwarded = deque(engine.state.tickets[n].topic for n in engine.state.counters[counter].forwarded)
+            picked = estimate._pick(HALL.counters[counter].tiers, lanes, forwarded)
+            ticket = engine.pick_next(counter)
+            if ticket is None:
+                assert picked is None
+            elif ticket.to_counter == counter:
+                assert picked == (ticket.topic, 0)  # the play-forward knows a forwarded ticket by its topic only
+            else:
+                assert picked == (ticket.topic, ticket.order)
+
     def teardown(self) -> None:
         if self.hall is not None:
             self.hall.full_replay()
@@ -486,6 +505,12 @@ TestQueueMachine = QueueMachine.TestCase
 
 
 # ---------------------------------------------------------------- long random days
+
+
+def _any(choices: list[Any], rng: random.Random) -> Any:
+    """One of the choices, drawing one number whatever their count: the walk's later steps stay the same
+    when the hall gets another language."""
+    return choices[int(rng.random() * len(choices))]
 
 
 def random_walk(seed: int, steps: int, *, always_open: bool) -> Hall:
@@ -509,7 +534,7 @@ def random_walk(seed: int, steps: int, *, always_open: bool) -> Hall:
         roll = rng.random()
         if roll < 0.25:
             hall.command("kiosk", "K1", "issue", topic=rng.choice(TOPICS) if rng.random() < 0.97 else "dragons",
-                         lang=rng.choice([None, *HALL.languages]), priority=rng.random() < 0.15)
+                         lang=_any([None, *HALL.languages], rng), priority=rng.random() < 0.15)
         elif roll < 0.45:
             only = rng.choice(TOPICS) if rng.random() < 0.15 else None
             hall.command("counter", pick(working), "next", topic=only)

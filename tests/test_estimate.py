@@ -18,7 +18,9 @@ from broker import protocol as p
 from broker import simulate as sim
 from broker.config import HallConfig
 from broker.engine import Engine
-from broker.estimate import (
+from broker.estimate import estimate_wait, simple_wait_s
+from broker.hallstate import HallState
+from broker.waitmodel import (
     FACTOR_WEIGHT,
     HIGH_TAU,
     LOW_TAU,
@@ -29,10 +31,7 @@ from broker.estimate import (
     PAUSE_DEFAULT_S,
     PAUSE_WEIGHT,
     WaitModel,
-    estimate_wait,
-    simple_wait_s,
 )
-from broker.hallstate import HallState
 from tests.test_engine import GENERAL_S, Desk
 
 TAXES_S = 8 * 60.0

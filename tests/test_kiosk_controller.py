@@ -5,7 +5,6 @@ No window: the test thread plays the UI thread and calls pump(), as the Kivy clo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +18,15 @@ from broker.service import HallService
 from kiosk.controller import KioskController
 from kiosk.fake_printer import FakeEscposPrinter
 from kiosk.i18n import render
-from kiosk.model_types import ChooseLanguage, ChooseTopic, Screen
+from kiosk.model_types import ChooseLanguage, ChooseTopic, KioskSettings, Screen
 from tests.support.brokers import AmqttBroker
 from tests.support.clock import FakeClock
+from tests.support.wait import CONNECT_S, wait_until
 
 Make = Callable[..., KioskController]
+SETTINGS = KioskSettings()
+# A screen getting where a test expects: the kiosk's own patience with a ticket (send, send again, give up)
+SCREEN_S = 2 * SETTINGS.issue_timeout_s + CONNECT_S
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def make_controller(hall: HallConfig, amqtt_broker: AmqttBroker) -> Iterator[Mak
 
     def make(printer: str, *, device: str = "K1", clock: Callable[[], datetime] | None = None) -> KioskController:
         controller = KioskController(hall, amqtt_broker.address, device, printer, clock=clock,
-                                     status_interval=0.2).start(timeout=5)
+                                     status_interval=0.2).start(timeout=CONNECT_S)
         made.append(controller)
         return controller
 
@@ -41,16 +44,15 @@ def make_controller(hall: HallConfig, amqtt_broker: AmqttBroker) -> Iterator[Mak
         controller.stop()
 
 
-def wait_screen(controller: KioskController, predicate: Callable[[Screen], bool], timeout: float = 10.0) -> Screen:
+def wait_screen(controller: KioskController, predicate: Callable[[Screen], bool],
+                timeout: float = SCREEN_S) -> Screen:
     """Play the UI thread: pump until the screen satisfies the predicate."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> Screen | None:
         controller.pump()
         screen = controller.tick()
-        if predicate(screen):
-            return screen
-        time.sleep(0.02)
-    raise AssertionError(f"the screen never got there; it shows {controller.screen()}")
+        return screen if predicate(screen) else None
+
+    return wait_until(reached, timeout, lambda: f"the screen to get there; it shows {controller.screen()}")
 
 
 def texts(screen: Screen) -> list[str]:
@@ -133,8 +135,25 @@ def test_presence_is_retained_with_version_and_printer_status(make_controller: M
         fake.set_paper("out")
         wait_screen(controller, lambda s: controller.model.printer == "out")
         with HallClient(amqtt_broker.address, hall.id, "admin", "observer", presence=False, watch=True) as watcher:
-            assert watcher.start(timeout=5)
+            assert watcher.start()
             assert watcher.wait_for(lambda state: state.get("device/kiosk/K7", {}).get("printer", {}).get("state")
-                                    == "paper_out", timeout=5), watcher.snapshot().get("device/kiosk/K7")
+                                    == "paper_out"), watcher.snapshot().get("device/kiosk/K7")
             device = watcher.snapshot()["device/kiosk/K7"]
     assert device["status"] == "online" and device["app"] == "kiosk" and device["app_version"]
+
+
+def test_a_kiosk_that_runs_for_months_keeps_only_its_latest_tickets(make_controller: Make, make_service: Callable,
+                                                                     amqtt_broker: AmqttBroker) -> None:
+    from kiosk.controller import TICKETS_KEPT
+    from kiosk.model_types import Done
+
+    make_service(amqtt_broker)
+    with FakeEscposPrinter(serial=False, tcp=True) as fake:
+        controller = make_controller(fake.tcp_uri, device="K9")
+        numbers = []
+        for _ in range(TICKETS_KEPT + 5):
+            screen = draw_ticket(controller)
+            assert screen.ticket is not None
+            numbers.append(screen.ticket.number)
+            assert controller.press(Done()).name == "start"
+        assert [t["number"] for t in controller.tickets] == numbers[-TICKETS_KEPT:]  # the latest, oldest gone

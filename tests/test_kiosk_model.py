@@ -7,11 +7,13 @@ like the visitor's and the server's moments in order.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import logging
 import subprocess
 import sys
 import tomllib
+import tracemalloc
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 
 from broker.config import DEMO_HALL, HallConfig, Rules, parse_hall
 from kiosk.i18n import render
-from kiosk.model import KioskModel
+from kiosk.model import OLD_IDS_KEPT, KioskModel
 from kiosk.model_types import (
     MESSAGE_IDS,
     Alert,
@@ -167,12 +169,16 @@ def test_out_of_service_until_the_server_speaks_then_start() -> None:
 
 
 def test_start_lists_the_hall_languages_in_config_order_each_in_its_own_name() -> None:
-    kiosk = Kiosk(sami_hall())
+    hall = sami_hall()
+    kiosk = Kiosk(hall)
     screen = kiosk.screen
-    assert [b.id for b in screen.buttons] == ["lang:sv", "lang:fi", "lang:en", "lang:se"]
-    assert [render(b.label, screen.lang) for b in screen.buttons] == ["Svenska", "Suomi", "English", "Davvisámegiella"]
-    assert [render(t, "sv") for t in screen.title] == ["Välj språk", "Valitse kieli", "Choose your language",
-                                                       "Vállje giela"]
+    assert hall.languages[:4] == ("sv", "fi", "en", "se")  # the demo hall's first four (it may speak more)
+    assert [b.id for b in screen.buttons] == [f"lang:{lang}" for lang in hall.languages]
+    assert [render(b.label, screen.lang) for b in screen.buttons][:4] == ["Svenska", "Suomi", "English",
+                                                                          "Davvisámegiella"]
+    assert len(screen.title) == len(hall.languages)
+    assert [render(t, "sv") for t in screen.title][:4] == ["Välj språk", "Valitse kieli", "Choose your language",
+                                                           "Vállje giela"]
     assert [b.id for b in screen.controls] == ["accessibility"]
 
 
@@ -355,7 +361,8 @@ def test_server_offline_shows_out_of_service_in_every_language_and_back() -> Non
     kiosk.feed(ServerStatus(False))
     screen = kiosk.screen
     assert screen.name == "out_of_service" and not screen.buttons and not screen.controls
-    assert [t.lang for t in screen.title if isinstance(t, Msg)] == ["fi", "sv", "en", "se"]
+    assert [t.lang for t in screen.title if isinstance(t, Msg)] == \
+        ["fi", *(lang for lang in kiosk.model.hall.languages if lang != "fi")]  # the visitor's first, then the rest
     assert kiosk.feed(ChooseTopic("general")) == [] and not kiosk.sends()
     kiosk.feed(ServerStatus(True))
     assert kiosk.screen.name == "topic"
@@ -672,3 +679,50 @@ def test_any_sequence_keeps_one_ticket_per_visitor_and_shows_only_issued_tickets
             assert screen.ticket is None
     per_flow = [flow for flow in flow_of.values()]
     assert len(per_flow) == len(set(per_flow))
+
+
+# ---------------------------------------------------------------- a kiosk that runs for months
+
+
+def test_a_kiosk_that_runs_for_months_keeps_what_it_remembers_bounded() -> None:
+    """Every visitor adds to nothing that stays: the model's memory is flat over 3,000 visitors."""
+    ids = itertools.count(1)
+    now = MONDAY_9
+    model = KioskModel(hall_for("sv"), now, new_id=lambda: f"cmd-{next(ids)}")
+    model.feed(ServerStatus(True), now)
+    model.feed(HallState(True), now)  # an always-open hall: the server's word holds day and night
+    sent: list[str] = []
+
+    def visitors(count: int) -> None:
+        nonlocal now
+        for _ in range(count):
+            now += timedelta(seconds=30)
+            model.feed(ChooseLanguage("fi"), now)
+            (send,) = model.feed(ChooseTopic("general"), now)
+            assert isinstance(send, SendIssue)
+            sent.append(send.command_id)
+            ticket = {"number": f"A{len(sent) % 999 + 1:03d}", "topic": "general", "lang": "fi", "priority": False,
+                      "issued_at": now.isoformat(), "ahead": 0, "expected_wait_s": 60}
+            model.feed(IssueOk(send.command_id, ticket), now)
+            model.feed(PrintResult(send.command_id, True), now)
+            model.screen()
+            model.feed(Done(), now)
+
+    visitors(200)  # warm up
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        visitors(3000)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if "/kiosk/" in s.traceback[0].filename)
+    assert model.flow == 3200 and len(model._old_ids) == OLD_IDS_KEPT
+    assert grown < 64 * 1024, f"the kiosk model grew by {grown} bytes over 3,000 visitors"  # one id each: 180 KB
+    # what it keeps still does its job: a late reply for a recent visitor is reported, one from long ago is not
+    late = {"number": "A500", "topic": "general", "lang": "fi", "priority": False, "issued_at": now.isoformat(),
+            "ahead": 0, "expected_wait_s": 60}
+    assert [e.code for e in model.feed(IssueOk(sent[-2], late), now) if isinstance(e, Alert)] == ["late_ticket"]
+    assert model.feed(IssueOk(sent[0], late), now) == []
