@@ -111,6 +111,10 @@ COLUMNS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("mean_waiting", "waiting_mean", lambda x: round(x, 2)),
     ("promise_mae_min", "promise_mae_s", lambda s: round(s / 60, 1)),
     ("promise_in_range_pct", "promise_in_range", lambda x: round(100 * x, 1)),
+    # the visitors' ratings from the ticket's web page (1 the worst face, 5 the best); comments are not here
+    ("ratings", "ratings", int), ("rating_mean", "rating_mean", lambda x: round(x, 2)),
+    *((f"rating_{score}", f"rating_{score}", int) for score in (1, 2, 3, 4, 5)),
+    ("response_rate_pct", "response_rate", lambda x: round(100 * x, 1)),
 )
 
 NOT_PER = {  # figures that do not belong to a grouping: counter time has no topic, a drawn ticket no counter
@@ -318,6 +322,28 @@ def chart_counters(figures: Figures) -> bytes:
     return _png(fig)
 
 
+def chart_ratings(figures: Figures) -> bytes:
+    """How many visitors gave each face, per topic: the distribution behind the mean."""
+    plt = _pyplot()
+    hall = figures.hall
+    by_topic = {label: tally for label, tally in stats.group(figures.tallies, "topic").items() if tally.ratings}
+    topics = [t for t in hall.topics if (t,) in by_topic] + sorted(t for (t,) in by_topic if t not in hall.topics)
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * max(1, len(topics))))
+    left = [0.0] * len(topics)
+    colours = ("#b91c1c", "#f97316", "#d1d5db", "#60a5fa", "#1d4ed8")
+    for score, colour in zip((1, 2, 3, 4, 5), colours, strict=True):
+        values = [float(sum(1 for r in by_topic[(t,)].ratings if r == score)) for t in topics]
+        ax.barh(range(len(topics)), values, left=left, color=colour, label=str(score))
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    names = [hall.topics[t].name[hall.main_language] if t in hall.topics else t for t in topics]
+    ax.set_yticks(range(len(topics)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("ratings (1 the worst, 5 the best)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(1, len(topics)) - 0.12), frameon=False, ncols=5)
+    ax.set_title("Visitors' ratings")
+    return _png(fig)
+
+
 def _day_ticks(ax: Any, labels: list[str]) -> None:
     """Day labels under a chart: all of a week, every few of a month, slanted when there are many."""
     step = max(1, math.ceil(len(labels) / 10))
@@ -331,6 +357,7 @@ CHARTS: tuple[tuple[str, str, Callable[[Figures], bytes]], ...] = (
     ("first_contact.png", "First-contact resolution per day", chart_fcr),
     ("promise.png", "How good the expected wait on the ticket was", chart_promise),
     ("counters.png", "Counter time", chart_counters),
+    ("ratings.png", "Visitors' ratings", chart_ratings),  # drawn only when someone rated
 )
 
 
@@ -356,6 +383,9 @@ COUNTER_COLUMNS = (("served", "served"), ("forwarded", "forwarded"), ("noshows",
                    ("service_mean_min", "visit, mean min"), ("first_contact_resolution_pct", "% resolved first"),
                    ("serving_h", "serving h"), ("idle_h", "idle h"), ("paused_h", "paused h"),
                    ("serving_pct", "% of open time serving"))
+RATING_COLUMNS = (("ratings", "ratings"), ("rating_mean", "mean (1–5)"), *((f"rating_{s}", str(s)) for s in
+                                                                           (1, 2, 3, 4, 5)),
+                  ("response_rate_pct", "% of served who rated"))
 
 _STYLE = """
 body { font-family: "DejaVu Sans", Verdana, sans-serif; margin: 2em auto; max-width: 60em; color: #111827; }
@@ -393,6 +423,13 @@ def render_html(figures: Figures, charts: Mapping[str, bytes], tables: Mapping[s
                     parts.append(_table(tables["topics"], (("topic_name", "topic"), *SUMMARY)))
                 elif file == "counters.png":
                     parts.append(_table(tables["counters"], (("counter_name", "counter"), *COUNTER_COLUMNS)))
+                elif file == "ratings.png":
+                    parts.append("<p>What visitors said on their ticket's page when their visit was done. "
+                                 "Comments are not shown here: they stay in the hall's log only as long as its "
+                                 "tickets (statistics.keep_ticket_days).</p>")
+                    for key, label in (("topics", "topic"), ("counters", "counter"), ("days", "day")):
+                        first = ("day", "day") if key == "days" else (f"{label}_name", label)
+                        parts.append(_table([r for r in tables[key] if r.get("ratings")], (first, *RATING_COLUMNS)))
                 elif file == "hours.png":
                     parts.append(_table(tables["hours"], (("hour", "hour"), ("issued", "drawn"),
                                                           ("served", "served"), ("mean_waiting", "waiting, mean"),
@@ -418,7 +455,10 @@ def write_report(figures: Figures, out: Path, generated: datetime) -> list[Path]
         written.append(path)
     charts: dict[str, bytes] = {}
     if figures.days:
+        rated = any(tally.ratings for tally in figures.tallies.values())
         for file, _, draw in CHARTS:
+            if file == "ratings.png" and not rated:
+                continue
             charts[file] = draw(figures)
             (out / file).write_bytes(charts[file])
             written.append(out / file)

@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from . import protocol as p
+from .batch import Answer, Batch, Clock, Handling, Stats, storage_code, storage_reply
 from .config import HallConfig
 from .engine import Engine
+from .live_stats import live_figures
 from .mqtt import BrokerAddress, Delivery, MqttLink
-from .stats import Collector, day_rows, live_figures
-from .store import FAILED, FULL, CommandRecord, StorageFault, Store, StoreError
+from .replay import ReplayDesk
+from .stats import Collector, day_rows
+from .store import CommandRecord, StorageFault, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -35,54 +39,11 @@ RECENT_REPLIES = 20000
 POLL_MAX_S = 0.25  # how soon a stop request is noticed
 STATE_MIN_S = 0.1  # retained state at most ten times a second: a display needs no more, a burst saves much
 STATS_MIN_S = 2.0  # today's figures at most every two seconds: a panel needs no more, and they cost a few ms
+TOKEN_BYTES = 16  # a ticket page's token: 128 random bits
 STORAGE_RETRY_S = (1.0, 60.0)  # a refusing disk is tried again after 1 s, then twice as long each time, up to 60
 # Test hook (tests/test_ack_after_commit.py): hold each received batch this long before its commit, so that a
 # test can kill the server inside the window in which a command is received but not yet kept.
 COMMIT_DELAY_S = float(os.environ.get("VUORO_TEST_COMMIT_DELAY_S") or 0)
-
-
-class Clock:
-    """Wall time in the hall's zone; tests pass their own object with a `now()` method."""
-
-    def __init__(self, tz: Any) -> None:
-        self.tz = tz
-
-    def now(self) -> datetime:
-        return datetime.now(self.tz)
-
-
-@dataclass
-class Stats:
-    commands: int = 0
-    refused: int = 0
-    duplicates: int = 0
-    malformed: int = 0
-    batches: int = 0
-    events: int = 0
-    internal: int = 0  # messages whose handling hit a bug of ours (answered `internal`)
-    storage_refused: int = 0  # commands answered storage_full/storage_failed
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """One reply of a batch. `key` names the engine-handled command whose reply stands only if the batch is
-    kept; a refused batch answers those with its storage error instead."""
-
-    topic: str
-    reply: bytes
-    key: tuple[str, str, str] | None = None
-    command_id: str | None = None
-
-
-@dataclass
-class _Batch:
-    """What one batch of commands did, to be committed as one transaction."""
-
-    events: list[p.Event] = field(default_factory=list)
-    records: list[CommandRecord] = field(default_factory=list)
-    answers: list[_Answer] = field(default_factory=list)
-    pending: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # replies kept once committed
-    reread: bool = False  # a bug left the engine holding changes that are not in `events`: read it from the log
 
 
 class HallService:
@@ -107,6 +68,7 @@ class HallService:
         self._known: set[tuple[str, str, str]] = set()  # commands of the current day, answered from the log
         self._republish_all = threading.Event()
         self._last_state: dict[str, bytes] = {}
+        self._replay_desk = ReplayDesk()  # the read-only `replay` op, rate-limited per device
         self._state_sent_at = 0.0
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
@@ -118,6 +80,10 @@ class HallService:
         self._storage_delay = STORAGE_RETRY_S[0]
         self._storage_retry_at = 0.0
         self._presence_due = False
+        # Ready means: connected, subscribed, and the broker has taken our `online` presence (its PUBACK), so
+        # that whoever is told "ready" (systemd, a test, IT) finds the hall online on the broker
+        self.online = threading.Event()
+        self._online_sent: Any = None  # the MQTTMessageInfo of the last online presence, until acknowledged
         self._try_storage(scheduled=True)
         self.link = MqttLink(
             address, client_id=f"vuoro-server-{hall.id}", version=version, persistent=True,
@@ -181,7 +147,7 @@ class HallService:
             self._presence_due = True
             if self.storage is None and not scheduled:
                 log.error("the hall log refused a write: %s. Commands are answered %s until it takes writes "
-                          "again; nothing acknowledged is lost", fault.message, self._storage_code(fault))
+                          "again; nothing acknowledged is lost", fault.message, storage_code(fault))
         first = self.storage is None
         self.storage = fault
         if scheduled or first:
@@ -202,16 +168,8 @@ class HallService:
             return self._try_storage(scheduled=False)
         return False
 
-    @staticmethod
-    def _storage_code(fault: StorageFault) -> str:
-        return p.Err.STORAGE_FULL if fault.kind == FULL else p.Err.STORAGE_FAILED
-
     def _storage_reply(self, command_id: str | None) -> bytes:
-        fault = self.storage or StorageFault(FAILED, "the hall log cannot be read")
-        what = "the hall server's disk is full" if fault.kind == FULL else "the hall server cannot write its log"
-        return p.encode(p.reply_error(command_id, self._storage_code(fault),
-                                      f"{what}, so this command was not kept and nothing was done; try again "
-                                      f"later ({fault.message})"))
+        return storage_reply(command_id, self.storage)
 
     # ------------------------------------------------------------ start and stop
 
@@ -244,6 +202,17 @@ class HallService:
         """After every (re)connect: the broker may have lost retained state, so publish it all."""
         self._republish_all.set()
 
+    def _publish_online(self) -> None:
+        self._online_sent = self.link.publish(self.topics.server(), self._server_status(p.ONLINE), retain=True)
+
+    def _note_online(self) -> None:
+        """Keep `online` true exactly while the broker holds our online presence on this connection."""
+        if not self.link.connected:
+            self.online.clear()
+        elif self._online_sent is not None and self._online_sent.is_published():
+            self._online_sent = None
+            self.online.set()
+
     def _on_message(self, delivery: Delivery) -> None:
         self._arrived.append(delivery)
 
@@ -256,6 +225,7 @@ class HallService:
                 if not self.serving:
                     wake = min(wake, self._storage_retry_at)
                 self.link.poll(min(POLL_MAX_S, max(0.0, wake - time.monotonic())))
+                self._note_online()
                 batch, self._arrived = self._arrived[:BATCH_MAX], self._arrived[BATCH_MAX:]
                 clock = time.monotonic()
                 tick = clock >= next_tick
@@ -265,7 +235,7 @@ class HallService:
                     self._process(batch, tick)
                 if self._presence_due and self.link.connected:
                     self._presence_due = False
-                    self.link.publish(self.topics.server(), self._server_status(p.ONLINE), retain=True)
+                    self._publish_online()
                     self.link.flush()
                 if self._republish_all.is_set() or (self.engine.state.dirty and
                                                     clock - self._state_sent_at >= STATE_MIN_S):
@@ -286,7 +256,7 @@ class HallService:
 
     def _process(self, batch: list[Delivery], tick: bool) -> None:
         now = self.clock.now()
-        work = _Batch()
+        work = Batch()
         ready = self._storage_ready(bool(batch))
         if tick and ready:
             ready = self._tick(now, work)
@@ -324,7 +294,7 @@ class HallService:
         if tick and kept and self.serving:
             self._purge(now)
 
-    def _tick(self, now: datetime, work: _Batch) -> bool:
+    def _tick(self, now: datetime, work: Batch) -> bool:
         """The engine's clock work (day rollover, expiry after closing); False if the engine had to be read
         again from the log (a bug of ours in the middle of it) and that failed."""
         try:
@@ -336,7 +306,7 @@ class HallService:
             return self._try_storage(scheduled=False)
         return True
 
-    def _commit(self, encoded: list[tuple[p.Event, bytes]], work: _Batch) -> bool:
+    def _commit(self, encoded: list[tuple[p.Event, bytes]], work: Batch) -> bool:
         """Commit the batch: True when it is kept (or there was nothing to keep). A refusing disk leaves the
         log as it was; the engine, which already ran the batch, is read again from the log (if the log cannot
         be read either, commands wait for it). Any other failure to commit goes up and stops the server."""
@@ -378,86 +348,116 @@ class HallService:
         else:
             self._purged_on = today
 
-    def _handle(self, topic: str, payload: bytes, now: datetime, work: _Batch, ready: bool) -> None:
+    def _handle(self, topic: str, payload: bytes, now: datetime, work: Batch, ready: bool) -> None:
         """One message, answered whatever happens: an exception of ours becomes an `internal` reply."""
-        reply_topic: str | None = None
-        command: p.Command | None = None
-        applied = False
-        seq_before = self.engine.state.seq
+        step = Handling(seq_before=self.engine.state.seq)
         try:
-            try:
-                parsed = self.topics.parse(topic)
-            except p.ProtocolError as exc:
-                self.stats.malformed += 1
-                log.warning("ignored a message on %s: %s", topic, exc.message)
-                return
-            if parsed.kind != "cmd" or parsed.role is None or parsed.device is None:
-                self.stats.malformed += 1
-                log.warning("ignored a message on %s: not a command topic", topic)
-                return
-            reply_topic = self.topics.reply(parsed.role, parsed.device)
-            try:
-                command = p.parse_command(payload, parsed.role, parsed.device, hall=self.hall.id,
-                                          max_bytes=self.hall.rules.max_payload_bytes)
-            except p.ProtocolError as exc:
-                self.stats.malformed += 1
-                log.warning("refused a message from %s/%s: %s: %s", parsed.role, parsed.device, exc.code,
-                            exc.message)
-                work.answers.append(_Answer(reply_topic, p.encode(p.reply_error(exc.command_id, exc.code,
-                                                                                exc.message, exc.details))))
-                return
-            key = (command.role, command.device, command.id)
-            if key in work.pending:  # twice in one batch: the same answer, kept or refused with the batch
-                self.stats.duplicates += 1
-                work.answers.append(_Answer(reply_topic, work.pending[key], key, command.id))
-                return
-            known = self._recent.get(key)
-            if known is None and key in self._known and self.store is not None:
-                known = self.store.reply_for(*key)
-            if known is not None:
-                self.stats.duplicates += 1
-                work.answers.append(_Answer(reply_topic, known))
-                return
-            if not ready:
-                self.stats.storage_refused += 1
-                work.answers.append(_Answer(reply_topic, self._storage_reply(command.id)))
-                return
-            self.stats.commands += 1
-            outcome = self.engine.handle(command, now)
-            work.events += outcome.events
-            applied = bool(outcome.events)
-            reply = p.encode(outcome.reply)
-            if outcome.ok:
-                work.records.append(CommandRecord(command.role, command.device, command.id, reply))
-            else:
-                self.stats.refused += 1
-                error = outcome.reply["error"]
-                level = logging.ERROR if error["code"] == p.Err.INTERNAL else logging.INFO
-                log.log(level, "refused %s %s from %s: %s %s", command.role, command.op, command.device,
-                        error["code"], error["message"] if level == logging.ERROR else "")
-            work.pending[key] = reply
-            work.answers.append(_Answer(reply_topic, reply, key, command.id))
+            command = self._command_of(topic, payload, work, step)
+            if command is not None:
+                self._answer(command, now, work, ready, step)
         except StorageFault as fault:  # the log could not be read for a resent command's reply
             self._storage_refused(fault)
-            if reply_topic is not None:
-                work.answers.append(_Answer(reply_topic, self._storage_reply(command.id if command else None)))
+            if step.reply_topic is not None:
+                command_id = step.command.id if step.command else None
+                work.answers.append(Answer(step.reply_topic, self._storage_reply(command_id)))
         except Exception as exc:
-            self.stats.internal += 1
-            log.exception("internal error while handling a message on %s", topic)
-            if not applied and self.engine.state.seq != seq_before:
-                work.reread = True  # changed, but what changed never came back to be logged
-            if reply_topic is None:
-                return
-            command_id = command.id if command is not None else None
-            reply = p.encode(p.reply_error(command_id, p.Err.INTERNAL,
-                                           f"internal error in the hall server: {type(exc).__name__}"))
-            if command is not None and applied:  # the hall changed: keep this answer with it, for a resend
-                key = (command.role, command.device, command.id)
-                work.records.append(CommandRecord(command.role, command.device, command.id, reply))
-                work.pending[key] = reply
-                work.answers.append(_Answer(reply_topic, reply, key, command_id))
-            else:
-                work.answers.append(_Answer(reply_topic, reply))
+            self._internal_error(exc, topic, work, step)
+
+    def _command_of(self, topic: str, payload: bytes, work: Batch, step: Handling) -> p.Command | None:
+        """The command a message holds, or None when it holds none (logged, and answered when it can be)."""
+        try:
+            parsed = self.topics.parse(topic)
+        except p.ProtocolError as exc:
+            self.stats.malformed += 1
+            log.warning("ignored a message on %s: %s", topic, exc.message)
+            return None
+        if parsed.kind != "cmd" or parsed.role is None or parsed.device is None:
+            self.stats.malformed += 1
+            log.warning("ignored a message on %s: not a command topic", topic)
+            return None
+        step.reply_topic = self.topics.reply(parsed.role, parsed.device)
+        try:
+            step.command = p.parse_command(payload, parsed.role, parsed.device, hall=self.hall.id,
+                                           max_bytes=self.hall.rules.max_payload_bytes)
+        except p.ProtocolError as exc:
+            self.stats.malformed += 1
+            log.warning("refused a message from %s/%s: %s: %s", parsed.role, parsed.device, exc.code, exc.message)
+            work.answers.append(Answer(step.reply_topic, p.encode(p.reply_error(exc.command_id, exc.code,
+                                                                                 exc.message, exc.details))))
+            return None
+        return step.command
+
+    def _answer(self, command: p.Command, now: datetime, work: Batch, ready: bool, step: Handling) -> None:
+        """Answer a command: a read op from the log, a resend with its first reply, else through the engine."""
+        assert step.reply_topic is not None
+        if command.op in p.READ_OPS:
+            work.answers.append(Answer(step.reply_topic, self._read_op(command)))
+            return
+        key = (command.role, command.device, command.id)
+        if key in work.pending:  # twice in one batch: the same answer, kept or refused with the batch
+            self.stats.duplicates += 1
+            work.answers.append(Answer(step.reply_topic, work.pending[key], key, command.id))
+            return
+        known = self._recent.get(key)
+        if known is None and key in self._known and self.store is not None:
+            known = self.store.reply_for(*key)
+        if known is not None:
+            self.stats.duplicates += 1
+            work.answers.append(Answer(step.reply_topic, known))
+            return
+        if not ready:
+            self.stats.storage_refused += 1
+            work.answers.append(Answer(step.reply_topic, self._storage_reply(command.id)))
+            return
+        self._through_engine(command, key, now, work, step)
+
+    def _through_engine(self, command: p.Command, key: tuple[str, str, str], now: datetime, work: Batch,
+             step: Handling) -> None:
+        """A new command through the engine: its events and reply join the batch."""
+        assert step.reply_topic is not None
+        self.stats.commands += 1
+        if command.op == "issue":  # the ticket page's secret; made here, as the engine draws no random numbers
+            command = replace(command, args={**command.args, "token": secrets.token_urlsafe(TOKEN_BYTES)})
+        outcome = self.engine.handle(command, now)
+        work.events += outcome.events
+        step.applied = bool(outcome.events)
+        reply = p.encode(outcome.reply)
+        if outcome.ok:
+            work.records.append(CommandRecord(command.role, command.device, command.id, reply))
+        else:
+            self.stats.refused += 1
+            error = outcome.reply["error"]
+            level = logging.ERROR if error["code"] == p.Err.INTERNAL else logging.INFO
+            log.log(level, "refused %s %s from %s: %s %s", command.role, command.op, command.device,
+                    error["code"], error["message"] if level == logging.ERROR else "")
+        work.pending[key] = reply
+        work.answers.append(Answer(step.reply_topic, reply, key, command.id))
+
+    def _internal_error(self, exc: Exception, topic: str, work: Batch, step: Handling) -> None:
+        """A bug of ours met while handling a message: logged, answered `internal`, and the hall runs on."""
+        self.stats.internal += 1
+        log.exception("internal error while handling a message on %s", topic)
+        if not step.applied and self.engine.state.seq != step.seq_before:
+            work.reread = True  # changed, but what changed never came back to be logged
+        if step.reply_topic is None:
+            return
+        command = step.command
+        command_id = command.id if command is not None else None
+        reply = p.encode(p.reply_error(command_id, p.Err.INTERNAL,
+                                       f"internal error in the hall server: {type(exc).__name__}"))
+        if command is not None and step.applied:  # the hall changed: keep this answer with it, for a resend
+            key = (command.role, command.device, command.id)
+            work.records.append(CommandRecord(command.role, command.device, command.id, reply))
+            work.pending[key] = reply
+            work.answers.append(Answer(step.reply_topic, reply, key, command_id))
+        else:
+            work.answers.append(Answer(step.reply_topic, reply))
+
+    def _read_op(self, command: p.Command) -> bytes:
+        """A read-only op (`replay`), answered from the log by broker/replay.py; refused while the disk is."""
+        if self.store is None or self.storage is not None:
+            return self._storage_reply(command.id)
+        return self._replay_desk.answer(self.store, command, time.monotonic())
 
     def _remember(self, key: tuple[str, str, str], reply: bytes) -> None:
         self._recent[key] = reply
@@ -476,12 +476,12 @@ class HallService:
         if not self._engine_current:  # the engine holds what was never kept, or nothing yet: say only why
             if force:
                 self._republish_all.clear()
-                self.link.publish(self.topics.server(), self._server_status(p.ONLINE), retain=True)
+                self._publish_online()
             return
         if force:  # after a (re)connect the broker may have lost every retained message
             self._republish_all.clear()
             parts = self.engine.all_parts()
-            self.link.publish(self.topics.server(), self._server_status(p.ONLINE), retain=True)
+            self._publish_online()
         messages = self.engine.state_messages(parts, now)
         if p.STATS_PART in parts or force:
             if force or self._state_sent_at - self._stats_sent_at >= STATS_MIN_S:

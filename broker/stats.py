@@ -10,7 +10,10 @@ key it belongs to, (day, topic, counter, hour), with "" where a dimension does n
 - a visit (served = ended done, forwarded, no-show; its length) under the topic it was served for, the
   counter and the hour it was called;
 - a counter's time, split into serving, idle (open, nobody called) and paused, and the time visitors
-  spent waiting (person-seconds), cut at the hours they fall in.
+  spent waiting (person-seconds), cut at the hours they fall in;
+- a visitor's rating (1-5, from the ticket's web page) under the topic, counter and hour of the visit
+  that ended done, so that the response rate is ratings / visits served of the same key. A comment is
+  never filed: it lives in the event log only, and goes with the day's ticket rows when they are purged.
 
 Tallies merge exactly (counts and sums add, value lists join), so any grouping (per day, topic, counter,
 hour, or a whole month) is a merge of finest tallies, and the totals of every grouping add up. The
@@ -25,6 +28,7 @@ open overnight does not count as fifteen idle hours.
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -37,6 +41,7 @@ from .config import HallConfig
 
 Key = tuple[str, str, str, int]  # (day, topic, counter, hour); "" where a dimension does not apply
 DAY_END = "day_end"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,6 +65,7 @@ class Tally:
     promise_error_s: float = 0.0  # sum of |real wait - expected wait|
     ranged: int = 0  # ... that carried a range too
     in_range: int = 0
+    ratings: list[float] = field(default_factory=list)  # visitors' scores, 1-5, of visits served
 
     def merge(self, other: Tally) -> Tally:
         """Add another tally into this one (returns self)."""
@@ -115,6 +121,10 @@ class Tally:
             "waiting_mean": None if not hours else self.waiting_s / (hours * 3600),
             "promise_mae_s": None if not self.promised else self.promise_error_s / self.promised,
             "promise_in_range": _share(self.in_range, self.ranged),
+            "ratings": len(self.ratings), "rating_mean": _mean(self.ratings),
+            "rating_counts": [sum(1 for r in self.ratings if r == score) for score in p.SCORES],
+            **{f"rating_{score}": sum(1 for r in self.ratings if r == score) for score in p.SCORES},
+            "response_rate": _share(len(self.ratings), self.served),
         }
 
 
@@ -146,6 +156,7 @@ class _Ticket:
     first_visit_open: bool = False  # its first visit has started and not ended
     waiting: tuple[str, datetime] | None = None  # (topic it waits in, since) while waiting
     visit: tuple[str, str, datetime, int] | None = None  # (topic, counter, called, hour) during a visit
+    served_as: tuple[str, str, int] | None = None  # (topic, counter, hour) of its last visit that ended done
 
 
 @dataclass
@@ -167,6 +178,7 @@ class Collector:
         self._tickets: dict[str, _Ticket] = {}
         self._counters: dict[str, _Counter] = {}
         self._last: datetime | None = None  # the day's last event that is not a rollover
+        self.unknown: dict[str, int] = {}  # event type -> events of a type this collector cannot file
 
     # ------------------------------------------------------------ filing
 
@@ -217,6 +229,7 @@ class Collector:
         tally = self.tally(topic, counter, hour)
         if how == "done":
             tally.served += 1
+            ticket.served_as = (topic, counter, hour)
         elif how == "forwarded":
             tally.forwarded += 1
         elif how == "noshow":
@@ -252,9 +265,34 @@ class Collector:
             at = self._day_end(at) or at
         else:
             self._last = at
-        handler = getattr(self, "_on_" + event.type.replace(".", "_"), None)
-        if handler is not None:
-            handler(at, data)
+        self._file(event.type, at, data)
+
+    def _file(self, event_type: str, at: datetime, data: Mapping[str, Any]) -> None:
+        match event_type:
+            case p.TICKET_ISSUED:
+                self._on_ticket_issued(at, data)
+            case p.TICKET_CALLED:
+                self._on_ticket_called(at, data)
+            case p.TICKET_DONE:
+                self._on_ticket_done(at, data)
+            case p.TICKET_NOSHOW:
+                self._on_ticket_noshow(at, data)
+            case p.TICKET_FORWARDED:
+                self._on_ticket_forwarded(at, data)
+            case p.TICKET_EXPIRED:
+                self._on_ticket_expired(at, data)
+            case p.TICKET_FEEDBACK:
+                self._on_ticket_feedback(at, data)
+            case p.COUNTER_OPENED:
+                self._counter_to(data["counter"], at, p.OPEN)
+            case p.COUNTER_PAUSED:
+                self._counter_to(data["counter"], at, p.PAUSED)
+            case p.COUNTER_CLOSED:
+                self._counter_to(data["counter"], at, p.CLOSED)
+            case _:  # a log written by a newer version: its figures are missing, and the reader is told so
+                self.unknown[event_type] = self.unknown.get(event_type, 0) + 1
+                if self.unknown[event_type] == 1:
+                    log.warning("statistics skip events of unknown type %r (first on %s)", event_type, self.day)
 
     def _day_end(self, at: datetime | None = None) -> datetime | None:
         """When the day ends for its open spans: its closing time or its last event, whichever is later
@@ -331,14 +369,10 @@ class Collector:
         ticket.first_visit_open = False
         self.tally(ticket.topic, "", ticket.hour).expired += 1
 
-    def _on_counter_opened(self, at: datetime, data: Mapping[str, Any]) -> None:
-        self._counter_to(data["counter"], at, p.OPEN)
-
-    def _on_counter_paused(self, at: datetime, data: Mapping[str, Any]) -> None:
-        self._counter_to(data["counter"], at, p.PAUSED)
-
-    def _on_counter_closed(self, at: datetime, data: Mapping[str, Any]) -> None:
-        self._counter_to(data["counter"], at, p.CLOSED)
+    def _on_ticket_feedback(self, at: datetime, data: Mapping[str, Any]) -> None:
+        ticket = self._tickets.get(data["ticket"]["number"])
+        if ticket is not None and ticket.served_as is not None:
+            self.tally(*ticket.served_as).ratings.append(float(data["score"]))
 
     # ------------------------------------------------------------ the end
 
@@ -413,46 +447,3 @@ def total(tallies: Iterable[Tally]) -> Tally:
     for tally in tallies:
         result.merge(tally)
     return result
-
-
-# ---------------------------------------------------------------- live figures
-
-def _brief(tally: Tally) -> dict[str, Any]:
-    """Today's figures of a topic or the hall, rounded so that a retained message changes only when they do."""
-    f = tally.figures()
-    return {
-        "issued": f["issued"], "called": f["called"], "served": f["served"], "forwarded": f["forwarded"],
-        "noshows": f["noshows"], "expired": f["expired"],
-        "wait_mean_s": _round(f["wait_mean_s"]), "wait_median_s": _round(f["wait_median_s"]),
-        "wait_p90_s": _round(f["wait_p90_s"]), "within_target": _round(f["within_target"], 2),
-        "service_mean_s": _round(f["service_mean_s"]),
-        "first_contact_resolution": _round(f["first_contact_resolution"], 2),
-        "promise_mae_s": _round(f["promise_mae_s"]), "promise_in_range": _round(f["promise_in_range"], 2),
-    }
-
-
-def _round(value: float | None, digits: int = 0) -> float | int | None:
-    if value is None:
-        return None
-    return round(value) if digits == 0 else round(value, digits)
-
-
-def live_figures(collector: Collector, now: datetime) -> dict[str, Any]:
-    """The body of the retained `state/stats` message: today so far, for the hall, each topic and counter."""
-    today = {key: tally for key, tally in collector.tallies.items() if key[0] == collector.day}
-    topics = {topic: _brief(tally) for (topic,), tally in group(today, "topic").items()}
-    by_counter = group(today, "counter")
-    for (_, _, counter, _), tally in collector.open_spans(now).items():  # the counters' time up to now
-        if counter:
-            by_counter.setdefault((counter,), Tally()).merge(tally)
-    counters = {}
-    for (counter,), tally in sorted(by_counter.items()):
-        f = tally.figures()
-        counters[counter] = {
-            "served": f["served"], "forwarded": f["forwarded"], "noshows": f["noshows"],
-            "service_mean_s": _round(f["service_mean_s"]),
-            "first_contact_resolution": _round(f["first_contact_resolution"], 2),
-            "serving_min": round(tally.serving_s / 60), "idle_min": round(tally.idle_s / 60),
-            "paused_min": round(tally.paused_s / 60),
-        }
-    return {"day": collector.day, "hall": _brief(total(today.values())), "topics": topics, "counters": counters}

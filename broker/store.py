@@ -207,6 +207,21 @@ class Store:
                 raise StoreError(f"{self.path}: event {seq} is not a Vuoro v{p.VERSION} event "
                                  f"({type(exc).__name__}: {exc}); this log cannot be replayed") from None
 
+    def page_after(self, since: int, limit: int, max_bytes: int) -> tuple[list[str], int | None]:
+        """Up to `limit` events after seq `since` as their stored JSON, at most about `max_bytes` of them (at least
+        one), and the first seq the log still holds (older days may be purged), for a `replay` answer."""
+        bodies: list[str] = []
+        size = 0
+        with self._faults("read the events of"):
+            first = self.db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+            for (body,) in self.db.execute("SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                                           (since, limit)):
+                size += len(body)
+                if bodies and size > max_bytes:
+                    break
+                bodies.append(str(body))
+        return bodies, None if first is None else int(first)
+
     def reply_for(self, role: str, device: str, command_id: str) -> bytes | None:
         with self._faults("read"):
             row = self.db.execute("SELECT reply FROM commands WHERE role = ? AND device = ? AND id = ?",

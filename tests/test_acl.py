@@ -27,6 +27,7 @@ from broker.mqtt import BrokerAddress, session_client_id
 from broker.service import HallService
 from tests.support.brokers import mosquitto_binary
 from tests.support.secured import SecuredBroker, broker_dir, hall_named, start_secured
+from tests.support.wait import CONNECT_S, REPLY_S
 
 pytestmark = pytest.mark.mosquitto
 
@@ -90,7 +91,7 @@ class Account:
         """Connect and return the CONNACK reason (paho's ReasonCode)."""
         self.client.connect("127.0.0.1", self.port)
         self.client.loop_start()
-        assert self.connected.wait(5), "no CONNACK"
+        assert self.connected.wait(CONNECT_S), "no CONNACK"
         return self.connack
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
@@ -114,7 +115,7 @@ class Account:
 
     def _wait(self, predicate: Any) -> None:
         with self.arrived:
-            assert self.arrived.wait_for(predicate, timeout=5), "the broker did not answer"
+            assert self.arrived.wait_for(predicate, timeout=REPLY_S), "the broker did not answer"
 
     def publish(self, topic: str, payload: bytes = b"{}", *, retain: bool = False) -> int:
         """Publish at QoS 1 and return the PUBACK's reason code (always 0 on MQTT 3.1.1)."""
@@ -197,6 +198,15 @@ FORBIDDEN_PUBLISH = [
     ("display-entrance", T.server()),
     ("display-entrance", T.device("display", "upstairs")),
     ("display-entrance", A.device("display", "entrance")),
+    ("web-web", T.cmd("kiosk", "web")),              # the visitors' web server: no tickets,
+    ("web-web", T.cmd("counter", "1")),              # no calls,
+    ("web-web", T.cmd("admin", "web")),              # no IT commands,
+    ("web-web", T.cmd("web", "other")),              # no other web server's commands
+    ("web-web", T.reply("web", "web")),
+    ("web-web", T.event(p.TICKET_FEEDBACK)),         # feedback reaches the log only through the server
+    ("web-web", T.state_stats()),
+    ("web-web", T.device("display", "entrance")),
+    ("web-web", A.cmd("web", "web")),
     ("admin-it", T.reply("kiosk", "K1")),            # IT may command, not answer as the server
     ("admin-it", T.state_hall()),
     ("admin-it", T.event(p.TICKET_ISSUED)),
@@ -254,6 +264,9 @@ FORBIDDEN_READ = [
     ("display-entrance", T.all_commands(), T.cmd("kiosk", "K1")),
     ("display-entrance", T.all_replies(), T.reply("kiosk", "K1")),
     ("display-entrance", A.everything(), A.state_hall()),
+    ("web-web", T.all_commands(), T.cmd("kiosk", "K1")),
+    ("web-web", T.all_replies(), T.reply("kiosk", "K1")),
+    ("web-web", A.everything(), A.event(p.TICKET_ISSUED)),
     ("admin-it", T.all_commands(), T.cmd("kiosk", "K1")),
     ("admin-it", A.everything(), A.reply("admin", "it")),
     ("server", A.everything(), A.cmd("counter", "1")),
@@ -331,7 +344,7 @@ def test_tls_refuses_a_broker_signed_by_another_ca(secured, tmp_path):
         creds.username, creds.password, str(tmp_path / "ca.crt"))
     client = HallClient(address, HALL, "kiosk", "K1", presence=False)
     try:
-        assert not client.start(timeout=1.5)
+        assert not client.start(timeout=CONNECT_S)  # as long as a device waits: it never gets in
         assert client.link.refusal is None  # never got as far as sending the password
     finally:
         client.close()
@@ -343,14 +356,14 @@ def test_kiosk_credentials_cannot_take_over_the_hall_servers_session(secured, ha
     derived from its password, so the well-known id is just another client's."""
     address = secured.address(HALL, "server")
     service = HallService(hall, tmp_path / "hall.sqlite", address, always_open=True, version="5")
-    assert service.start(timeout=10)
+    assert service.start()
     try:
         assert service.link.client._client_id.decode() == session_client_id(f"vuoro-server-{HALL}", address)
         thief = Account(secured, HALL, "kiosk-K1", client_id=f"vuoro-server-{HALL}")
         reason = thief.connect()
         assert not reason.is_failure
         with HallClient(secured.address(HALL, "kiosk-K1"), HALL, "kiosk", "K1") as kiosk:
-            assert kiosk.start(timeout=5)
+            assert kiosk.start()
             assert kiosk.request("issue", topic="general")["ticket"]["number"] == "A001"
         assert service.link.connects == 1  # never knocked off
         thief.close()
@@ -365,13 +378,13 @@ def test_a_real_hall_works_through_the_acl(secured, hall, tmp_path, tls):
     """The hall server with its credentials; a kiosk draws a ticket, a counter calls it, a display sees
     the call, IT's terminal reads the state: every allowed path of the ACL, on the real server."""
     service = HallService(hall, tmp_path / "hall.sqlite", secured.address(HALL, "server"), always_open=True)
-    assert service.start(timeout=10)
+    assert service.start()
     clients: list[HallClient] = []
 
     def client(name: str, role: str, device: str, **kw: Any) -> HallClient:
         made = HallClient(secured.address(HALL, name, tls=tls), HALL, role, device, **kw)
         clients.append(made)
-        assert made.start(timeout=10), f"{name} could not connect"
+        assert made.start(), f"{name} could not connect"
         return made
 
     try:
@@ -379,6 +392,7 @@ def test_a_real_hall_works_through_the_acl(secured, hall, tmp_path, tls):
         kiosk = client("kiosk-K1", "kiosk", "K1", watch=True)
         counter = client("counter-1", "counter", "1", watch=True)
         it = client("admin-it", "admin", "it", watch=True)
+        web = client("web-web", "web", "web", watch=True)
         ticket = kiosk.request("issue", topic="general", lang="fi")["ticket"]
         assert ticket["number"] == "A001"
         counter.request("open")
@@ -386,9 +400,17 @@ def test_a_real_hall_works_through_the_acl(secured, hall, tmp_path, tls):
         assert called["number"] == "A001"
         assert display.wait_for(lambda s: (s.get(p.CALLS_PART, {}).get("calls") or [{}])[0].get("number") == "A001")
         assert it.request("ping")["pong"] is True
+        issued = web.request("replay", since=0)["events"]  # the web learns tokens from the log
+        assert [e["ticket"]["token"] for e in issued if e["type"] == p.TICKET_ISSUED] == [ticket["token"]]
+        with pytest.raises(CommandError) as early:  # the visit is still open
+            web.request("feedback", token=ticket["token"], score=5)
+        assert early.value.code == p.Err.VISIT_NOT_DONE
+        counter.request("done", outcome="resolved")
+        assert web.request("feedback", token=ticket["token"], score=5)["ticket"]["rated"] is True
+        assert web.wait_for(lambda s: s.get(p.STATS_PART, {}).get("feedback", {}).get("hall", {}).get("ratings") == 1)
         assert display.wait_for(lambda s: s.get(p.device_part("kiosk", "K1"), {}).get("status") == p.ONLINE)
         with pytest.raises(CommandError) as refused:  # the server's own check, behind the broker's
-            it.request("next", timeout=3)
+            it.request("next")
         assert refused.value.code == p.Err.UNKNOWN_OP
     finally:
         for made in clients:
@@ -402,6 +424,7 @@ def test_provisioned_acl_file_is_what_the_broker_enforces(provisioned):
     assert "user kvarnby/kiosk/K1\ntopic write vuoro/kvarnby/cmd/kiosk/K1\n" in text
     assert "user annexe/server\ntopic readwrite vuoro/annexe/#\n" in text
     users = [line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("user ")]
-    assert len(users) == len(set(users)) == 2 * 11
+    assert "user kvarnby/web/web\ntopic write vuoro/kvarnby/cmd/web/web\n" in text
+    assert len(users) == len(set(users)) == 2 * 12
     passwd = (provisioned / "passwd").read_text().splitlines()
     assert sorted(line.split(":")[0] for line in passwd) == sorted(users)

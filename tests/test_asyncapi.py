@@ -62,6 +62,12 @@ def deref(doc: dict[str, Any], node: Any) -> Any:
     return node
 
 
+def roles_of(message: dict[str, Any]) -> list[str]:
+    """Who may send a command message: x-vuoro-role is one role, or a list (replay: admin and web)."""
+    role = message["x-vuoro-role"]
+    return [role] if isinstance(role, str) else list(role)
+
+
 def command_fields(doc: dict[str, Any], message: dict[str, Any]) -> tuple[set[str], set[str], dict[str, Any]]:
     """(required, all) fields of a command message beyond v, id, op and hall, and their schemas."""
     required: set[str] = set()
@@ -142,7 +148,8 @@ def test_the_commands_are_exactly_protocol_py_s_ops_with_their_fields(doc):
         message = deref(doc, ref)
         op = deref(doc, message["payload"]["allOf"][1])["properties"]["op"]["const"]
         assert op == name
-        documented[(message["x-vuoro-role"], op)] = message
+        for role in roles_of(message):
+            documented[(role, op)] = message
     assert set(documented) == {(role, op) for role, ops in p.OPS.items() for op in ops}
     for (role, op), message in documented.items():
         required, fields, _ = command_fields(doc, message)
@@ -161,26 +168,32 @@ def test_every_field_schema_accepts_exactly_what_parse_command_accepts(doc, regi
     checked = 0
     for name, ref in doc["channels"]["command"]["messages"].items():
         message = deref(doc, ref)
-        role = message["x-vuoro-role"]
-        spec = p.OPS[role][name]
-        _, _, schemas = command_fields(doc, message)
-        pointer = message_pointer(name)
-        for field, schema in schemas.items():
-            check = {**spec.required, **spec.optional}[field]
-            for value in CANDIDATES:
-                if value is None:
-                    continue  # null means "not given": parse_command drops it, and so should a sender
-                ours = Draft7Validator(deref(doc, schema), registry=registry).is_valid(value)
-                theirs = check(value) is None
-                assert ours == theirs, f"{role} {name}.{field} = {value!r}: schema says {ours}, protocol.py {theirs}"
-                checked += 1
-        for example in message.get("examples", []):
-            payload = example["payload"]
-            assert valid(registry, pointer, payload)
-            command = p.parse_command(json.dumps(payload).encode(), role, "K1" if role == "kiosk" else "1",
-                                      hall="kvarnby", max_bytes=65536)
-            assert command.op == name
+        for role in roles_of(message):
+            checked += _check_fields(doc, registry, message, role, name)
     assert checked > 200
+
+
+def _check_fields(doc: dict[str, Any], registry: Registry, message: dict[str, Any], role: str, name: str) -> int:
+    checked = 0
+    spec = p.OPS[role][name]
+    _, _, schemas = command_fields(doc, message)
+    pointer = message_pointer(name)
+    for field, schema in schemas.items():
+        check = {**spec.required, **spec.optional}[field]
+        for value in CANDIDATES:
+            if value is None:
+                continue  # null means "not given": parse_command drops it, and so should a sender
+            ours = Draft7Validator(deref(doc, schema), registry=registry).is_valid(value)
+            theirs = check(value) is None
+            assert ours == theirs, f"{role} {name}.{field} = {value!r}: schema says {ours}, protocol.py {theirs}"
+            checked += 1
+    for example in message.get("examples", []):
+        payload = example["payload"]
+        assert valid(registry, pointer, payload)
+        command = p.parse_command(json.dumps(payload).encode(), role, "K1" if role == "kiosk" else "1",
+                                  hall="kvarnby", max_bytes=65536)
+        assert command.op == name
+    return checked
 
 
 def test_a_command_the_server_refuses_is_not_valid_by_the_schema_either(registry):
@@ -217,7 +230,8 @@ def test_every_message_of_a_real_hall_validates(doc, registry, amqtt_broker, mak
     make_service(amqtt_broker)
     probe = Probe(amqtt_broker.address, "vuoro/#")
     printer = {"state": "paper_out", "paper": "out", "message": "the roll is empty"}
-    devices = {"kiosk": ("kiosk", "K1"), "c1": ("counter", "1"), "c4": ("counter", "4"), "it": ("admin", "it")}
+    devices = {"kiosk": ("kiosk", "K1"), "c1": ("counter", "1"), "c4": ("counter", "4"), "it": ("admin", "it"),
+               "web": ("web", "web")}
     clients = {name: HallClient(amqtt_broker.address, hall.id, role, device, watch=role == "kiosk",
                                 presence_fields={"printer": printer} if role == "kiosk" else None)
                for name, (role, device) in devices.items()}
@@ -234,12 +248,16 @@ def test_every_message_of_a_real_hall_validates(doc, registry, amqtt_broker, mak
         c1.request("recall")
         c1.request("recall")
         c1.request("noshow")
-        kiosk.request("issue", topic="general", lang="en")
+        visitor = kiosk.request("issue", topic="general", lang="en")["ticket"]
         c1.request("next", topic="general")
         c4.request("open")
         c1.request("forward", counter="4", note="see the specialist")
         c4.request("next")
         c4.request("done", outcome="handed_on", matters=["general"])
+        clients["web"].request("feedback", token=visitor["token"], score=4, comment="Quick and kind")
+        with pytest.raises(CommandError):
+            clients["web"].request("feedback", token=visitor["token"], score=5)  # already_rated
+        clients["web"].request("replay", since=0)
         c1.request("pause", reason="lunch")
         c1.request("open")
         c1.request("close")
@@ -265,7 +283,8 @@ def test_every_message_of_a_real_hall_validates(doc, registry, amqtt_broker, mak
         seen.add(pointer.split("/")[3])
     assert {"issue", "next", "replyOk", "replyError", "ticket.issued", "ticket.called", "ticket.noshow",
             "ticket.forwarded", "ticket.done", "counter.opened", "counter.paused", "counter.closed",
-            "stateHall", "stateQueue", "stateCounter", "stateCalls", "presence", "server"} <= seen
+            "stateHall", "stateQueue", "stateCounter", "stateCalls", "presence", "server", "feedback", "replay",
+            "ticket.feedback"} <= seen
 
 
 def test_the_day_s_events_validate(doc, registry, hall: HallConfig):

@@ -44,7 +44,8 @@ def week(tmp_path_factory: pytest.TempPathFactory, hall: HallConfig) -> Path:
 
 
 def report(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(["report", *args])
+    hall = [] if "--hall" in args else ["--hall", str(DEMO_HALL)]  # named: the CLI's "using the demo hall" note
+    code = cli.main(["report", *hall, *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -162,3 +163,32 @@ def test_purged_days_report_the_same_figures(tmp_path: Path, capsys: pytest.Capt
     for name in ("days.csv", "days_topics.csv", "days_counters.csv", "days_hours.csv", "topics.csv", "hours.csv"):
         assert (tmp_path / "after" / name).read_text() == (tmp_path / "before" / name).read_text(), name
     assert "2 of them from the kept daily figures" in (tmp_path / "after" / "index.html").read_text()
+
+
+def test_visitors_ratings_per_topic_counter_and_day_without_their_comments(
+        hall: HallConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        pictures: Callable[[str], Path]) -> None:
+    from tests.test_stats import DAY, rated_morning
+
+    db = tmp_path / "rated.sqlite"
+    store = Store(db, hall.id)
+    store.commit([(e, p.encode(e.payload())) for e in rated_morning(hall)], [])
+    store.close()
+    out = tmp_path / "report"
+    assert report(capsys, "--db", str(db), "--from", DAY, "--to", DAY, "--out", str(out))[0] == 0
+    assert (out / "ratings.png").exists()
+    shutil.copy(out / "ratings.png", pictures("report") / "ratings.png")
+    general = next(r for r in read_csv(out / "topics.csv") if r["topic"] == "general")
+    assert (general["ratings"], general["rating_mean"], general["rating_2"], general["rating_5"],
+            general["response_rate_pct"]) == ("2", "3.5", "1", "1", "100.0")
+    counters = {r["counter"]: r for r in read_csv(out / "counters.csv")}
+    assert (counters["1"]["ratings"], counters["1"]["rating_5"]) == ("1", "1")
+    assert (counters["2"]["ratings"], counters["2"]["rating_mean"]) == ("1", "2.0")
+    (day,) = read_csv(out / "days.csv")
+    assert (day["ratings"], day["response_rate_pct"]) == ("2", "100.0")
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "Visitors&#x27; ratings" in page or "Visitors' ratings" in page
+    assert "% of served who rated" in page
+    for path in out.iterdir():
+        if path.suffix in (".csv", ".html"):
+            assert "Maija" not in path.read_text(encoding="utf-8"), path.name  # comments stay in the log only

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from broker import live_stats, stats
 from broker import protocol as p
-from broker import stats
 from broker.config import HallConfig
 from broker.store import Store
 from tests.test_engine import Desk
@@ -200,7 +200,7 @@ def test_live_figures_count_what_is_going_on_up_to_now(hall: HallConfig, morning
         if event.at >= "2026-11-30T09:00":
             break
         collector.add(event)
-    live = stats.live_figures(collector, EIGHT.replace(hour=9))
+    live = live_stats.live_figures(collector, EIGHT.replace(hour=9))
     assert live["day"] == DAY
     assert live["hall"]["issued"] == 3 and live["hall"]["wait_mean_s"] == 540  # B001 is still waiting
     assert live["topics"]["general"]["first_contact_resolution"] == 0.5
@@ -208,12 +208,12 @@ def test_live_figures_count_what_is_going_on_up_to_now(hall: HallConfig, morning
                                      "first_contact_resolution": 0.5, "serving_min": 15, "idle_min": 45,
                                      "paused_min": 0}
     assert live["counters"]["4"]["serving_min"] == 20  # A002 since 08:40, still under way
-    again = stats.live_figures(collector, EIGHT.replace(hour=9))
+    again = live_stats.live_figures(collector, EIGHT.replace(hour=9))
     assert again == live  # looking does not change the figures
     for event in morning:  # and the next day starts from nothing
         if event.at >= "2026-11-30T09:00":
             collector.add(event)
-    assert stats.live_figures(collector, EIGHT + timedelta(days=1))["hall"]["issued"] == 0
+    assert live_stats.live_figures(collector, EIGHT + timedelta(days=1))["hall"]["issued"] == 0
 
 
 def test_purged_days_keep_their_figures(hall: HallConfig, morning: list[p.Event], tmp_path) -> None:
@@ -234,3 +234,70 @@ def test_purged_days_keep_their_figures(hall: HallConfig, morning: list[p.Event]
 def test_json_of_a_tally_holds_no_ticket_number_or_language(tallies: dict[stats.Key, stats.Tally]) -> None:
     text = repr([t.to_json() for t in tallies.values()])
     assert "A00" not in text and "B00" not in text and "'sv'" not in text
+
+
+def rated_morning(hall: HallConfig) -> list[p.Event]:
+    """Three visits at two counters: A001 at 1 rated 5 with a comment, A002 at 2 rated 2, A003 a no-show
+    (cannot be rated); then the next day starts."""
+    desk = Desk(hall, start=EIGHT)
+    desk.at("1", "open")
+    desk.at("2", "open")
+    at(desk, 8, 10)
+    for n in (1, 2, 3):
+        desk.issue(token=f"token-{n}-" + "x" * 14)
+    at(desk, 8, 15)
+    desk.call("1")
+    desk.call("2")
+    at(desk, 8, 25)
+    desk.at("1", "done", outcome="resolved")
+    desk.at("2", "done", outcome="resolved")
+    assert desk.send("web", "web", "feedback", token="token-1-" + "x" * 14, score=5, comment="Kiitos, Maija!").ok
+    assert desk.send("web", "web", "feedback", token="token-2-" + "x" * 14, score=2).ok
+    at(desk, 8, 30)
+    desk.call("1")
+    desk.at("1", "recall")
+    desk.at("1", "recall")
+    desk.at("1", "noshow")
+    assert not desk.send("web", "web", "feedback", token="token-3-" + "x" * 14, score=1).ok
+    desk.clock.set(EIGHT + timedelta(days=1))
+    desk.send("admin", "cli", "ping")
+    return desk.events
+
+
+def test_ratings_are_filed_per_topic_counter_and_day_with_mean_distribution_and_response_rate(
+        hall: HallConfig) -> None:
+    tallies = stats.collect(rated_morning(hall), hall)
+    hall_figures = stats.total(tallies.values()).figures()
+    assert hall_figures["ratings"] == 2 and hall_figures["rating_mean"] == 3.5
+    assert hall_figures["rating_counts"] == [0, 1, 0, 0, 1]
+    assert hall_figures["response_rate"] == 1.0  # both visits that ended done were rated
+    counters = one(tallies, "counter")
+    assert (counters["1"]["ratings"], counters["1"]["rating_5"], counters["1"]["noshows"]) == (1, 1, 1)
+    assert (counters["2"]["ratings"], counters["2"]["rating_2"]) == (1, 1)
+    assert one(tallies, "day")[DAY]["ratings"] == 2
+    assert one(tallies, "topic")["general"]["rating_mean"] == 3.5
+    assert "Maija" not in repr([t.to_json() for t in tallies.values()])  # a comment is never filed
+
+
+def test_live_figures_carry_todays_ratings(hall: HallConfig) -> None:
+    collector = stats.Collector(hall, today_only=True)
+    for event in rated_morning(hall):
+        if event.at >= "2026-12-01":
+            break
+        collector.add(event)
+    feedback = live_stats.live_figures(collector, EIGHT.replace(hour=9))["feedback"]
+    assert feedback["hall"] == {"ratings": 2, "rating_mean": 3.5, "rating_counts": [0, 1, 0, 0, 1],
+                                "response_rate": 1.0}
+    assert feedback["counters"]["1"]["rating_counts"] == [0, 0, 0, 0, 1]
+    assert feedback["counters"]["2"]["rating_mean"] == 2.0 and feedback["topics"]["general"]["ratings"] == 2
+
+
+def test_a_purged_day_keeps_its_ratings_and_loses_its_comments(hall: HallConfig, tmp_path) -> None:
+    store = Store(tmp_path / "h.sqlite", hall.id)
+    store.commit([(e, p.encode(e.payload())) for e in rated_morning(hall)], [])
+    assert any("Maija" in str(e.payload()) for e in store.events())
+    assert store.purge_before("2026-12-01", lambda events: stats.day_rows(events, hall)) == [DAY]
+    assert not any("Maija" in str(e.payload()) for e in store.events())
+    kept = stats.total(stats.from_rows(store.daily_rows(DAY, DAY)).values()).figures()
+    assert (kept["ratings"], kept["rating_mean"], kept["response_rate"]) == (2, 3.5, 1.0)
+    store.close()
