@@ -49,6 +49,7 @@ class CounterRoot(FloatLayout):
             Color(*theme.background)
             self._bg = Rectangle()
         self.bind(pos=self._draw, size=self._draw)
+        self._draw()  # a root made at its final size never sees its size change
         pad = theme.size(1.4)
         self.main = BoxLayout(orientation="vertical", padding=[pad, pad], spacing=pad)
         self.header = BoxLayout(size_hint_y=0.075, spacing=pad)

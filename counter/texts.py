@@ -33,7 +33,10 @@ def language_line(code: str, staff_lang: str) -> str:
         staff = Locale.parse(code).get_display_name(staff_lang) or ""
     except (UnknownLocaleError, ValueError):
         staff = ""
-    return own if not staff or staff.lower() == own.lower() else f"{own} ({staff})"
+    if not staff:
+        return own
+    # the staff's own language as their language writes it inside a sentence: "Talar svenska", not "Svenska"
+    return staff if staff.lower() == own.lower() else f"{own} ({staff})"
 
 
 def clock(seconds: int) -> str:

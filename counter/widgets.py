@@ -19,6 +19,7 @@ from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
 from kiosk.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
+from kiosk.kivy_text import FitLabel
 
 from .model_types import ActionView, AlertView, Current, ForwardedRow, Header, Input, Msg, Next, QueueRow, Text, msg
 from .texts import clock, language_line, render
@@ -87,20 +88,28 @@ def fill_label(text: str, size: float, colour: RGBA, *, bold: bool = False, hali
     return label
 
 
-WORD_EM = 0.68  # the advance of an average DejaVu Sans Bold letter, in font sizes (a little generous)
+FADED = 0.55  # a lower tier's tile: the topic colour this much over the white card
 
 
-def word_label(text: str, size: float, colour: RGBA, **kwargs: Any) -> Label:
-    """A centred bold label whose font shrinks (from `size`) until its longest word fits its width: a button's
-    face must wrap between words, never inside one ("Sirdojuvvon viidáset" on a narrow button)."""
-    label = fill_label(text, size, colour, bold=True, halign="center", **kwargs)
-    longest = max((len(word) for word in text.split()), default=1)
+def tile_colours(colour: str, faded: bool) -> tuple[RGBA, RGBA]:
+    """A topic tile's fill and its (white) letter: >= 4.5:1, or 3:1 when faded (broker.colours.tile_fill)."""
+    from broker.colours import tile_fill
 
-    def fit(widget: Label, box: Any) -> None:
-        widget.font_size = float(int(min(size, max(8.0, box[0] / (WORD_EM * longest)))))  # few sizes, few fonts
+    return rgba(tile_fill(colour, FADED if faded else 1.0)), (1.0, 1.0, 1.0, 1.0)
 
-    label.bind(size=fit)
-    return label
+
+def word_label(text: str, size: float, colour: RGBA, lang: str = "", **kwargs: Any) -> Label:
+    """A centred bold label for a key's face: its font shrinks (from `size`, to half of it) until its words fit
+    the face between words, above the key's own label ("Kalla igen" over "+"); only then is a word hyphenated."""
+    return FitLabel(words=text, largest=size, smallest=max(8.0, size * 0.5), lang=lang, color=colour,
+                    font_name=FONT_BOLD, halign="center", **kwargs)
+
+
+def fitted_line(text: str, size: float, colour: RGBA, lang: str, *, bold: bool = False, halign: str = "start",
+                **kwargs: Any) -> Label:
+    """One line that shrinks (to 70 %) to fit its box, shaped and aligned for its language (alert strips)."""
+    return FitLabel(words=text, largest=size, smallest=size * 0.7, max_lines=1, lang=lang, color=colour,
+                    font_name=FONT_BOLD if bold else FONT, halign=halign, **kwargs)
 
 
 def line(text: str, size: float, colour: RGBA, *, bold: bool = False, halign: str = "left") -> Label:
@@ -233,8 +242,9 @@ class Drawer:
         theme = self.theme
         faded = row.tier > 0
         item = BoxLayout(size_hint_y=None, height=theme.size(6.4), spacing=theme.size(1))
-        letter = Box(fill=rgba(row.colour, 0.55 if faded else 1.0), radius=6, size_hint_x=None, width=theme.size(6))
-        letter.add_widget(fill_label(row.letter, theme.size(3.2), theme.white, bold=True, halign="center"))
+        fill, ink = tile_colours(row.colour, faded)
+        letter = Box(fill=fill, radius=6, size_hint_x=None, width=theme.size(6))
+        letter.add_widget(fill_label(row.letter, theme.size(3.2), ink, bold=True, halign="center"))
         item.add_widget(letter)
         words = BoxLayout(orientation="vertical")
         words.add_widget(fill_label(row.name, theme.size(2.3), theme.muted if faded else theme.text, bold=not faded,
@@ -272,7 +282,7 @@ class Drawer:
             fill, ink = theme.disabled, theme.disabled_text
         widget = PressButton(action.id, action.action, self.press, fill, orientation="vertical",
                              padding=[theme.size(0.6), theme.size(0.6)], **kwargs)
-        widget.add_widget(word_label(self.say(action.label), theme.size(2.2), ink))
+        widget.add_widget(word_label(self.say(action.label), theme.size(2.2), ink, self.lang))
         widget.add_widget(fill_label(action.key, theme.size(2.0), ink, halign="center", size_hint_y=0.45))
         return widget
 
@@ -283,14 +293,17 @@ class Drawer:
         box.clear_widgets()
         shown = list(alerts[:room])
         hidden = len(alerts) - len(shown)
+        # Every row takes one share of the box reserved for alerts (`room` strips and the notice), never a fixed
+        # height: however many alerts come, they stay inside their box and never cover the action keys.
         for alert in shown:
             strip = Box(fill=theme.levels.get(alert.level, theme.levels["info"]), radius=8,
-                        padding=[theme.size(1.2), 0], size_hint_y=None, height=theme.size(5.2))
+                        padding=[theme.size(1.2), 0], size_hint_y=1)
             text = self.say(alert.text) + (f"   (+{hidden})" if hidden and alert is shown[-1] else "")
-            strip.add_widget(fill_label(text, theme.size(2.3), theme.white, bold=True, shorten=True))
+            strip.add_widget(fitted_line(text, theme.size(2.3), theme.white, self.lang, bold=True))
             box.add_widget(strip)
         colour = theme.levels["error"] if notice is not None and notice.level == "error" else \
             theme.levels["warning"] if notice is not None and notice.level == "warning" else theme.text
         box.add_widget(fill_label(self.say(notice.text) if notice is not None else "", theme.size(2.6), colour,
-                                  bold=True, shorten=True, size_hint_y=None, height=theme.size(5)))
-        box.add_widget(Widget())
+                                  bold=True, shorten=True, size_hint_y=1))
+        if len(shown) < room:
+            box.add_widget(Widget(size_hint_y=room - len(shown)))

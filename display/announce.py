@@ -71,16 +71,38 @@ RESPELL: dict[str, dict[str, str]] = {  # letters a fallback voice lacks, as tha
 
 
 def spoken_number(number: str, lang: str) -> str:
-    """'B042' -> 'B noll fyra två': protocol.spoken_number's letter and digits, digits as the catalogue's words."""
-    words = i18n.translator(lang)("display.say.digits").split()
-    return " ".join(words[int(ch)] if ch.isdigit() and len(words) == 10 else ch
-                    for ch in p.spoken_number(number).split(" "))
+    """'B042' -> 'B noll fyra två': protocol.spoken_number's letter and digits as the catalogue's words: digits
+    (display.say.digits) and letter names (display.say.letters: English says "ay", not the word "a")."""
+    translate = i18n.translator(lang)
+    digits = translate("display.say.digits").split()
+    letters = translate("display.say.letters").split()
+
+    def word(ch: str) -> str:
+        if ch.isdigit() and len(digits) == 10:
+            return digits[int(ch)]
+        if "A" <= ch <= "Z" and len(letters) == 26:
+            return letters[ord(ch) - ord("A")]
+        return ch
+
+    return " ".join(word(ch) for ch in p.spoken_number(number).split(" "))
+
+
+def borrowed_voice(lang: str) -> bool:
+    """Whether a language is read by another language's voice (Northern Sámi by the Lule Sámi one)."""
+    first = VOICES.get(lang, (lang,))[0]
+    return first.split("-")[0] != lang
 
 
 def call_text(hall: HallConfig, number: str, counter_id: str, lang: str) -> str:
-    """The sentence for one language: "Number B zero four two, Counter 4." """
+    """The sentence for one language: "Number B zero four two, Counter 4." A borrowed voice would read a digit in
+    the counter's name in its own language, so there the digits are the catalogue's words too."""
     counter = hall.counters.get(counter_id)
     name = counter.name.get(lang, counter_id) if counter else counter_id
+    if borrowed_voice(lang):
+        digits = i18n.translator(lang)("display.say.digits").split()
+        if len(digits) == 10:
+            name = "".join(f" {digits[int(ch)]} " if ch.isdigit() else ch for ch in name)
+            name = " ".join(name.split())
     return i18n.translator(lang)("display.say.call", number=spoken_number(number, lang), counter=name)
 
 

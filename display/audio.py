@@ -19,8 +19,10 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+import assets
+
 RATE = 22050  # espeak-ng's rate: speech is never resampled, only the chime when it differs
-SOUNDS = Path(__file__).resolve().parent.parent / "assets" / "sounds"
+SOUNDS = assets.path("sounds")
 CHIME = SOUNDS / "chime.wav"
 PEAK = 32767
 

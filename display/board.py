@@ -29,7 +29,7 @@ MESSAGE_IDS = frozenset({
     "display.now_serving", "display.earlier", "display.idle", "display.recall", "display.starting",
     "display.reconnecting", "display.closed.title", "display.closed.today", "display.closed.tomorrow",
     "display.closed.later", "display.closed.unknown", "display.queue.waiting", "display.queue.empty",
-    "display.queue.wait", "display.say.call", "display.say.digits",
+    "display.queue.wait", "display.say.call", "display.say.digits", "display.say.letters",
     *(f"display.direction.{name}" for name in (
         "left", "right", "ahead", "ahead-left", "ahead-right", "behind", "upstairs", "downstairs")),
 })

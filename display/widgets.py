@@ -20,6 +20,7 @@ from kivy.uix.widget import Widget
 
 from kiosk import i18n
 from kiosk.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
+from kiosk.kivy_text import FitLabel, align
 
 from . import arrow
 from .board import CallView, Header, Labels, Notice, QueueView, Text, msg
@@ -43,6 +44,13 @@ def box_label(text: str, size: float, colour: str = TEXT, *, bold: bool = False,
                   halign=halign, valign="middle", **fit, **kwargs)
     label.bind(size=lambda widget, box: setattr(widget, "text_size", box))
     return label
+
+
+def fit_label(largest: float, smallest: float, colour: str, *, bold: bool = False, lines: int = 1,
+              **kwargs: Any) -> FitLabel:
+    """A label whose words shrink (down to `smallest`), then wrap to at most `lines`, then hyphenate to fit."""
+    return FitLabel(words="", largest=largest, smallest=smallest, max_lines=lines, color=rgba(colour),
+                    font_name=FONT_BOLD if bold else FONT, halign="left", **kwargs)
 
 
 def put(widget: Any, **values: Any) -> None:
@@ -244,9 +252,10 @@ class QueueCell(Filled):
         self.letter_box = Filled(NONE, radius=unit * 0.8, size_hint_x=None, width=unit * 6)
         self.letter = box_label("", unit * 4.8, bold=True, halign="center")
         self.letter_box.add_widget(self.letter)
-        self.name = box_label("", unit * 2.0, bold=True, lines=2, size_hint_y=0.5)
-        self.waiting = box_label("", unit * 2.0, MUTED, size_hint_y=0.25)
-        self.wait = box_label("", unit * 2.0, MUTED, size_hint_y=0.25)
+        # fitted, not shortened: a long German name shrinks, then wraps at a hyphenation point, never "Keine…"
+        self.name = fit_label(unit * 2.0, unit * 1.5, TEXT, bold=True, lines=2, size_hint_y=0.5)
+        self.waiting = fit_label(unit * 2.0, unit * 1.3, MUTED, size_hint_y=0.25)
+        self.wait = fit_label(unit * 2.0, unit * 1.3, MUTED, size_hint_y=0.25)
         words = BoxLayout(orientation="vertical")
         for label in (self.name, self.waiting, self.wait):
             words.add_widget(label)
@@ -256,9 +265,9 @@ class QueueCell(Filled):
     def show(self, view: QueueView, lang: str) -> None:
         paint(self.letter_box.fill, rgba(view.colour))
         put(self.letter, text=view.letter)
-        put(self.name, text=view.name)
-        put(self.waiting, text=say(view.waiting, lang))
-        put(self.wait, text=say(view.wait, lang))
+        for label, words in ((self.name, view.name), (self.waiting, say(view.waiting, lang)),
+                             (self.wait, say(view.wait, lang))):
+            put(label, lang=lang, halign=align("start", lang), words=words)
 
 
 class QueueBar(BoxLayout):

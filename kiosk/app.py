@@ -27,14 +27,20 @@ from kivy.uix.widget import Widget
 from . import i18n
 from .controller import KioskController
 from .kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, flush_each_frame, freeze_start_up, release_memory, rgba
-from .model_types import Button, Screen, Text, Touch
+from .kivy_text import FitLabel, measure
+from .model_types import Button, Msg, Screen, Text, Touch
+from .reach import REACH_TOP
+from .text_fit import wrap
+from .text_shaping import is_rtl_language
+
+LARGE_TEXT = 1.3  # the accessible mode's text against the normal mode's: WCAG's large text, and never smaller
 
 
 class Theme:
     """Colours and sizes of one screen; accessibility mode swaps in high contrast and larger text."""
 
     def __init__(self, high_contrast: bool, large_text: bool, height: float) -> None:
-        self.unit = height / 100.0 * (1.3 if large_text else 1.0)  # one percent of the screen's height
+        self.unit = height / 100.0 * (LARGE_TEXT if large_text else 1.0)  # one percent of the screen's height
         self.high_contrast = high_contrast
         if high_contrast:
             self.background, self.text, self.muted = rgba("#000000"), rgba("#ffffff"), rgba("#ffffff")
@@ -49,21 +55,18 @@ class Theme:
         return max(12.0, self.unit * factor)
 
 
-def text_label(text: str, size: float, colour: RGBA, *, bold: bool = False, halign: str = "center") -> Label:
-    """A label that wraps to its width and is as tall as its text, so nothing is clipped."""
-    label = Label(text=text, font_size=size, color=colour, font_name=FONT_BOLD if bold else FONT,
-                  halign=halign, valign="middle", size_hint_y=None)
-    label.bind(width=lambda widget, width: setattr(widget, "text_size", (width, None)),
-               texture_size=lambda widget, texture: setattr(widget, "height", texture[1]))
-    return label
+def text_label(text: str, size: float, colour: RGBA, lang: str, *, bold: bool = False, halign: str = "center",
+               smallest: float = 0.0, max_lines: int = 0) -> FitLabel:
+    """A label that wraps to its width and is as tall as its lines, so nothing is clipped."""
+    return FitLabel(words=text, largest=size, smallest=smallest or size, color=colour, lang=lang, grow=True,
+                    font_name=FONT_BOLD if bold else FONT, halign=halign, max_lines=max_lines)
 
 
-def fill_label(text: str, size: float, colour: RGBA, *, bold: bool = True, halign: str = "center") -> Label:
-    """A label that fills its box, wraps to its width and centres its text vertically (button faces)."""
-    label = Label(text=text, font_size=size, color=colour, font_name=FONT_BOLD if bold else FONT,
-                  halign=halign, valign="middle")
-    label.bind(size=lambda widget, box: setattr(widget, "text_size", (box[0], box[1])))
-    return label
+def fill_label(text: str, size: float, colour: RGBA, lang: str, *, bold: bool = True, halign: str = "center",
+               smallest: float = 0.0) -> FitLabel:
+    """A label that fills its box: shrinks (to 70 %, or `smallest`), wraps, and only then hyphenates to fit it."""
+    return FitLabel(words=text, largest=size, smallest=smallest, color=colour, lang=lang,
+                    font_name=FONT_BOLD if bold else FONT, halign=halign)
 
 
 class TouchButton(ButtonBehavior, BoxLayout):
@@ -98,6 +101,7 @@ class KioskRoot(BoxLayout):
             self._bg_colour = Color(1, 1, 1, 1)
             self._bg = Rectangle()
         self.bind(pos=self._draw_bg, size=self._draw_bg)
+        self._draw_bg()  # a root made at its final size never sees its size change
 
     def _draw_bg(self, *_: Any) -> None:
         self._bg.pos, self._bg.size = self.pos, self.size
@@ -128,11 +132,17 @@ class ScreenDrawer:
         self.root.add_widget(widget)
         return widget
 
+    @property
+    def rtl(self) -> bool:
+        return is_rtl_language(self.screen.lang)
+
     def lines(self, items: tuple[Text, ...], factor: float, *, bold: bool = False, colour: RGBA | None = None) -> None:
         for item in items:
             text = self.t(item)
             if text:
-                self.add(text_label(text, self.theme.size(factor), colour or self.theme.text, bold=bold))
+                lang = item.lang or self.screen.lang if isinstance(item, Msg) else self.screen.lang
+                self.add(text_label(text, self.theme.size(factor), colour or self.theme.text, lang, bold=bold,
+                                    smallest=self.theme.size(factor) * 0.75))
 
     def spacer(self) -> None:
         self.add(Widget())
@@ -158,12 +168,23 @@ class ScreenDrawer:
         self.lines(screen.body, 2.2 if many_titles else 2.6, colour=theme.muted)
         topics = any(button.kind == "topic" for button in screen.buttons)
         if screen.flags.reach:
-            # Wheelchair reach: the choices sit in a block of fixed height at the bottom, above the controls;
-            # six topics need two columns to keep each target large.
+            # Wheelchair reach (kiosk/reach.py): every choice sits below REACH_TOP of the screen's height, in a
+            # block at the bottom above the controls. Topics keep one column so their names stay large and whole;
+            # languages take two. Whatever room the block leaves goes above it, under the titles.
             self.spacer()
+            # the width and the height of the margins go to the names, kept whole and large
+            self.root.padding = [theme.size(1.5), theme.size(3), theme.size(1.5), theme.size(1.5)]
+            self.root.spacing = theme.size(0.8)  # the lines above the block (six greetings) need the room
             height = self.root.height or Window.height
-            grid: Widget = GridLayout(cols=2 if topics else 1, spacing=theme.size(1.2), size_hint_y=None,
-                                      height=height * (0.6 if topics else 0.5))
+            below = theme.size(1.5) + self.controls_height() + 2 * theme.size(0.8)  # padding, controls, two gaps
+            block = max(0.0, height * REACH_TOP - below)
+            if topics:  # one column, each row as tall as its name's lines (measured), so no name is cut or shrunk
+                grid: Widget = BoxLayout(orientation="vertical", spacing=theme.size(0.4), size_hint_y=None,
+                                         height=block)
+            else:  # languages: one column too, so that "Davvisámegiella" stays whole at the larger size
+                rows = len(screen.buttons)
+                grid = GridLayout(cols=1, spacing=theme.size(0.6), size_hint_y=None,
+                                  height=min(block, rows * theme.size(6) + (rows - 1) * theme.size(0.6)))
         else:
             grid = BoxLayout(orientation="vertical", spacing=theme.size(1.2))
         for button in screen.buttons:
@@ -171,48 +192,73 @@ class ScreenDrawer:
         self.add(grid)
         self.controls()
 
+    def controls_height(self) -> float:
+        """The controls row: lower in the accessible mode, whose unit is larger (and its block of choices taller)."""
+        return self.theme.size(7 if self.screen.flags.reach else 9)
+
+    def name_lines(self, name: str) -> int:
+        """How many lines a topic's name takes in the accessible mode's one column (see topic_button)."""
+        theme = self.theme
+        width = (self.root.width or Window.width) - 2 * theme.size(1.5) - 2 * theme.size(1.0) - theme.size(5.0) \
+            - theme.size(1.0)
+        lines = wrap(name, width, theme.size(2.8), measure(FONT_BOLD), self.screen.lang, hyphenate=False)
+        return len(lines) if lines else 3
+
     def language_button(self, button: Button) -> Widget:
         theme = self.theme
         fill = theme.selected if button.selected else theme.button
         widget = TouchButton(button, fill, theme.border if theme.high_contrast else None)
         text_colour = (0.0, 0.0, 0.0, 1.0) if button.selected else theme.button_text
-        widget.add_widget(fill_label(self.t(button.label), theme.size(3.6), text_colour))
+        lang = button.label.lang if isinstance(button.label, Msg) and button.label.lang else self.screen.lang
+        widget.add_widget(fill_label(self.t(button.label), theme.size(3.6), text_colour, lang))
         return widget
 
     def topic_button(self, button: Button) -> Widget:
         theme = self.theme
         colour = rgba(button.colour or "#14365d")
-        compact = self.screen.flags.reach  # two columns: letter above the name, no description
-        widget = TouchButton(button, colour, theme.border if theme.high_contrast else None,
-                             orientation="vertical" if compact else "horizontal",
-                             padding=[theme.size(1.5), theme.size(0.5)], spacing=theme.size(0.5 if compact else 1.5))
-        white: RGBA = (1.0, 1.0, 1.0, 1.0)
-        letter = fill_label(button.letter or "", theme.size(4.0 if compact else 5.5), white)
+        compact = self.screen.flags.reach  # one column in the reach block: the letter and the name, no description
+        lang = self.screen.lang
+        widget = TouchButton(button, colour, theme.border if theme.high_contrast else None, orientation="horizontal",
+                             padding=[theme.size(1.0 if compact else 1.5), 0 if compact else theme.size(0.5)],
+                             spacing=theme.size(1.0 if compact else 1.5))
+        ink = self.ink_on(colour)
+        letter = fill_label(button.letter or "", theme.size(3.2 if compact else 5.5), ink, lang)
         if compact:
-            letter.size_hint_y = 0.4
-            widget.add_widget(letter)
-            name = self.t(button.label)
-            column = ((self.root.width or Window.width) - 2 * theme.size(3)) / 2 - 2 * theme.size(1.5)
-            longest = max((len(word) for word in name.split()), default=1)  # never break a word in two
-            widget.add_widget(fill_label(name, min(theme.size(2.0), column / (DIGIT_EM * longest)), white))
-            return widget
-        letter.size_hint_x = 0.16
-        widget.add_widget(letter)
+            letter.size_hint_x, letter.width = None, theme.size(5.0)
+            widget.size_hint_y = self.name_lines(self.t(button.label)) + 0.2  # its share of the block
+        else:
+            letter.size_hint_x = 0.16
         words = BoxLayout(orientation="vertical")
         words.add_widget(Widget())
-        words.add_widget(text_label(self.t(button.label), theme.size(2.8), white, bold=True, halign="left"))
-        if button.detail:
-            words.add_widget(text_label(self.t(button.detail), theme.size(1.9), white, halign="left"))
+        # the accessible mode's unit is already LARGE_TEXT times the normal one: the same factors, 1.3x the size
+        # the normal mode's button has a fixed height: its name takes one line, shrinking to 80 % for it
+        words.add_widget(text_label(self.t(button.label), theme.size(2.8), ink, lang, bold=True, halign="start",
+                                    smallest=theme.size(2.8) * (1.0 if compact else 0.8),
+                                    max_lines=0 if compact else 1))
+        if button.detail and not compact:
+            words.add_widget(text_label(self.t(button.detail), theme.size(1.9), ink, lang, halign="start",
+                                        smallest=theme.size(1.9) * 0.8))
         words.add_widget(Widget())
-        widget.add_widget(words)
+        for part in ((words, letter) if self.rtl else (letter, words)):  # the letter on the reading side's start
+            widget.add_widget(part)
         return widget
+
+    def ink_on(self, fill: RGBA) -> RGBA:
+        """White or black letters, whichever reads better on a hall colour (tests/test_contrast.py)."""
+        from broker.colours import contrast_ratio
+
+        white: RGBA = (1.0, 1.0, 1.0, 1.0)
+        black: RGBA = (0.0, 0.0, 0.0, 1.0)
+        return white if contrast_ratio(fill[:3], (1.0, 1.0, 1.0)) >= contrast_ratio(fill[:3], (0.0, 0.0, 0.0)) \
+            else black
 
     def controls(self) -> None:
         screen, theme = self.screen, self.theme
         if not screen.controls:
             return
-        row = BoxLayout(orientation="horizontal", spacing=theme.size(1.5), size_hint_y=None, height=theme.size(9))
-        for button in screen.controls:
+        row = BoxLayout(orientation="horizontal", spacing=theme.size(1.5), size_hint_y=None,
+                        height=self.controls_height())
+        for button in (reversed(screen.controls) if self.rtl else screen.controls):  # "back" on the reading start
             label = self.t(button.label)
             if button.kind == "toggle":
                 label = ("✓ " if button.selected else "") + label
@@ -222,7 +268,7 @@ class ScreenDrawer:
             widget = TouchButton(button, fill, theme.border if theme.high_contrast else None,
                                  padding=[theme.size(1), 0])
             text_colour = (0.0, 0.0, 0.0, 1.0) if button.selected else theme.button_text
-            widget.add_widget(fill_label(label, theme.size(2.2), text_colour))
+            widget.add_widget(fill_label(label, theme.size(2.2), text_colour, screen.lang))
             row.add_widget(widget)
         self.add(row)
 

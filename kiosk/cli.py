@@ -48,6 +48,14 @@ def printer_uri(args: argparse.Namespace, hall: HallConfig) -> str:
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
     args.printer = printer_uri(args, hall)
+    from .png_render import ShapingMissing, check_shaping
+    from .text_shaping import is_rtl_language
+
+    try:  # a hall that speaks Arabic must not print it as loose letters: say so and do not start
+        check_shaping(any(is_rtl_language(lang) for lang in hall.languages))
+    except ShapingMissing as exc:
+        print(f"vuoro kiosk: {exc}", file=sys.stderr)
+        return 2
     if args.test_print:
         return test_print(hall, args.printer, args.lang)
     snapshot = args.snapshot is not None

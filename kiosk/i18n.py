@@ -34,9 +34,11 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+import assets
+
 log = logging.getLogger(__name__)
 
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "assets" / "locale"
+LOCALE_DIR = assets.path("locale")
 DOMAIN = "vuoro"
 REFERENCE = "en"
 
@@ -285,18 +287,33 @@ def language_name(lang: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def ticket_labels(lang: str) -> dict[str, str]:
+class TicketLabels(dict[str, str]):
+    """A ticket's labels; `labels["ahead_<n>"]` is the plural form the catalogue's own Plural-Forms picks for n.
+
+    The ticket layout (kiosk/ticket.py) formats strings and knows nothing of plural rules; through this it
+    gets the right form for every count (Arabic has six, Sámi a dual), not one general form for "3 or more".
+    """
+
+    def __init__(self, labels: dict[str, str], translate: Translator) -> None:
+        super().__init__(labels)
+        self._translate = translate
+
+    def __missing__(self, key: str) -> str:
+        prefix, _, count = key.rpartition("_")
+        if prefix == "ahead" and count.isdigit():
+            return self._translate.template(AHEAD_ID, int(count))
+        raise KeyError(key)
+
+
+def ticket_labels(lang: str) -> TicketLabels:
     """Every label a printed ticket needs, in one language, placeholders left for the layout to fill.
 
-    Plurals become exact-count keys (kiosk/ticket.py picks "ahead_1" over "ahead" for one person),
-    because the ticket layout formats strings and knows nothing of plural rules.
+    "ahead" is the general plural form (for a layout that only has it); "ahead_<n>" any exact count.
     """
     translate = translator(lang)
     labels = {key: translate.template(msgid) for key, msgid in TICKET_LABELS.items()}
     labels["ahead"] = translate.template(AHEAD_ID, AHEAD_GENERAL_N)
-    labels["ahead_1"] = translate.template(AHEAD_ID, 1)
-    labels["ahead_2"] = translate.template(AHEAD_ID, 2)
-    return labels
+    return TicketLabels(labels, translate)
 
 
 def placeholders(text: str) -> frozenset[str]:

@@ -16,7 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-FONTS = Path(__file__).resolve().parents[1] / "assets" / "fonts"
+import assets
+
+FONTS = assets.path("fonts")
 FONT = str(FONTS / "DejaVuSans.ttf")  # carries Sámi á č đ ŋ š ŧ ž, which Kivy's default Roboto lacks
 FONT_BOLD = str(FONTS / "DejaVuSans-Bold.ttf")
 
@@ -24,6 +26,22 @@ FONT_BOLD = str(FONTS / "DejaVuSans-Bold.ttf")
 def headless() -> bool:
     """No X or Wayland display to open: render offscreen (snapshots, tests, benches, CI)."""
     return not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
+
+
+def prepare_kivy_home(home: Path) -> None:
+    """Make $KIVY_HOME, its mods and icon folders before Kivy does: Kivy checks, then makes them with a bare
+    mkdir, so two apps starting at once (a counter and a display on one box, two tests) can die on
+    FileExistsError. Made here with exist_ok, there is nothing left for Kivy to race on."""
+    import importlib.util
+    import shutil
+
+    (home / "mods").mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.find_spec("kivy")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    logo = Path(next(iter(spec.submodule_search_locations))) / "data" / "logo"
+    if logo.is_dir():
+        shutil.copytree(logo, home / "icon", dirs_exist_ok=True)
 
 
 def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
@@ -34,6 +52,7 @@ def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
     if headless:
         os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    prepare_kivy_home(Path(os.environ["KIVY_HOME"]))
     from kivy.config import Config
 
     width, _, height = size.partition("x")
@@ -48,6 +67,47 @@ def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
         # Screenshots (export_to_png draws into an Fbo) never had it.
         Config.set("graphics", "multisamples", "0")
     Config.set("kivy", "exit_on_escape", "1" if windowed else "0")
+    install_shaping()
+
+
+def install_shaping() -> None:
+    """Make every Kivy label of the process shape its text (kiosk.text_shaping): joined Arabic letters, right to
+    left, wrapped in logical order first. Kivy's SDL2 provider draws code points one by one, left to right.
+
+    Done by giving kivy.uix.label a text provider that measures and draws each line in its visual form, so no
+    app, widget or test has to remember to shape a string: one place for the kiosk, the counter and the display.
+    Idempotent; call after the Config is set (configure_kivy does).
+    """
+    import kivy.uix.label as uix_label
+    from kivy.core.text import Label as CoreLabel
+
+    if getattr(uix_label.CoreLabel, "shapes_text", False):
+        return
+    uix_label.CoreLabel = _shaping_label(CoreLabel)
+
+
+def _shaping_label(base: Any) -> Any:
+    from .text_shaping import base_direction, has_rtl, visual_line
+
+    class ShapingLabel(base):  # type: ignore[misc, valid-type]
+        """Kivy's core label, measuring and drawing each wrapped line as it looks (kiosk.text_shaping)."""
+
+        shapes_text = True
+
+        def get_extents(self, text: str) -> Any:
+            return super().get_extents(visual_line(text) if has_rtl(text) else text)
+
+        def get_cached_extents(self) -> Any:  # the provider's own cached measure would see unshaped text
+            return self.get_extents
+
+        def _render_text(self, text: str, x: int, y: int) -> None:
+            super()._render_text(visual_line(text) if has_rtl(text) else text, x, y)
+
+        @staticmethod
+        def find_base_direction(text: str) -> str:  # halign "auto" aligns a right-to-left line to the right
+            return base_direction(text)
+
+    return ShapingLabel
 
 
 def _flush_gl(*_: Any) -> None:

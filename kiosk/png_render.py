@@ -9,17 +9,22 @@ so the paper and the preview share one glyph path and one font.
 
 from __future__ import annotations
 
+import logging
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
 import qrcode
 import qrcode.constants
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 
+import assets
 from kiosk.ticket import Align, Paper, QrBlock, RuleBlock, TextBlock, TicketLayout
 
-FONT_DIRS = (Path(__file__).resolve().parent.parent / "assets" / "fonts", Path("/usr/share/fonts/truetype/dejavu"))
+FONT_DIRS = (assets.path("fonts"), Path("/usr/share/fonts/truetype/dejavu"))
 FONT_FILES = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
+
+log = logging.getLogger(__name__)
 
 CELL_A = 24  # Font A glyph cell height in dots
 CELL_B = 17  # Font B
@@ -35,14 +40,67 @@ class FontMissing(RuntimeError):
     """The shipped DejaVu fonts are gone; without them a Sámi line cannot be drawn, so say so plainly."""
 
 
-@lru_cache(maxsize=64)
 def load_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans from assets/fonts (shipped) or Debian's fonts-dejavu-core; cached, fonts load slowly."""
+    """DejaVu Sans from assets/fonts (shipped) or Debian's fonts-dejavu-core; cached, fonts load slowly.
+
+    Laid out by libraqm only when it is what shapes (shaping_engine): text already put into visual order by
+    kiosk.text_shaping must not be reordered a second time."""
+    return _font(size, bold, shaping_engine() == "raqm")
+
+
+@lru_cache(maxsize=64)
+def _font(size: int, bold: bool, raqm: bool) -> ImageFont.FreeTypeFont:
+    engine = ImageFont.Layout.RAQM if raqm else ImageFont.Layout.BASIC
     for directory in FONT_DIRS:
         path = directory / FONT_FILES[bold]
         if path.is_file():
-            return ImageFont.truetype(str(path), size)
+            return ImageFont.truetype(str(path), size, layout_engine=engine)
     raise FontMissing(f"{FONT_FILES[bold]} not found in {', '.join(str(d) for d in FONT_DIRS)}")
+
+
+class ShapingMissing(RuntimeError):
+    """Neither libraqm (Pillow's layout engine) nor python-bidi + arabic-reshaper: Arabic would print unjoined."""
+
+
+@lru_cache(maxsize=1)
+def shaping_engine() -> str:
+    """How right-to-left lines are shaped here: "raqm" (Pillow's own, with FriBiDi and HarfBuzz), "reshaper"
+    (kiosk.text_shaping before drawing), or "" when neither is installed. Logged once, loudly when "" ."""
+    if features.check("raqm"):
+        return "raqm"
+    try:
+        from kiosk import text_shaping  # noqa: F401  python-bidi and arabic-reshaper
+    except ImportError:
+        log.error("tickets cannot shape Arabic or other right-to-left text: Pillow has no libraqm and "
+                  "python-bidi + arabic-reshaper are not installed (pip install 'vuoro[kiosk]'); such lines "
+                  "would print as separate letters in the wrong order")
+        return ""
+    return "reshaper"
+
+
+def check_shaping(needed: bool) -> None:
+    """Raise ShapingMissing when a ticket needs shaping (a hall language written right to left) and nothing here
+    can do it: the kiosk refuses to start rather than print unreadable tickets."""
+    if needed and not shaping_engine():
+        raise ShapingMissing("no text shaping for right-to-left tickets: install libraqm (Debian: libraqm0) or "
+                             "python-bidi and arabic-reshaper (pip install 'vuoro[kiosk]')")
+
+
+def shaped(text: str) -> tuple[str, bool]:
+    """A line as Pillow should be given it, and whether it reads right to left.
+
+    With libraqm Pillow shapes and reorders by itself (it gets logical order); without it the line is put
+    into visual order with joined forms first (kiosk.text_shaping). Latin text passes through untouched.
+    """
+    if not any(unicodedata.bidirectional(char) in ("R", "AL") for char in text):
+        return text, False
+    engine = shaping_engine()
+    if not engine:
+        return text, True  # said loudly once (shaping_engine); check_shaping keeps such a kiosk from starting
+    from kiosk.text_shaping import base_direction, visual_line
+
+    rtl = base_direction(text) == "rtl"
+    return (text if engine == "raqm" else visual_line(text)), rtl
 
 
 def qr_module_dots(paper: Paper) -> int:
@@ -67,15 +125,18 @@ def line_image(text: str, paper: Paper, block: TextBlock) -> Image.Image:
     canvas_w = paper.dots * uniform // max(1, block.width)
     canvas_h = cell * uniform
     font = load_font(size, block.bold)
-    while font.getlength(text) > canvas_w and size > 8:
+    while font.getlength(shaped(text)[0]) > canvas_w and size > 8:
         size -= 1
         font = load_font(size, block.bold)
     image = Image.new("L", (canvas_w, canvas_h), PAPER)
     draw = ImageDraw.Draw(image)
+    drawn, rtl = shaped(text)
     if block.align is Align.CENTER:
-        draw.text((canvas_w / 2, canvas_h / 2), text, font=font, fill=INK, anchor="mm")
+        draw.text((canvas_w / 2, canvas_h / 2), drawn, font=font, fill=INK, anchor="mm")
+    elif rtl:  # a right-to-left line starts at the right edge
+        draw.text((canvas_w, canvas_h / 2), drawn, font=font, fill=INK, anchor="rm")
     else:
-        draw.text((0, canvas_h / 2), text, font=font, fill=INK, anchor="lm")
+        draw.text((0, canvas_h / 2), drawn, font=font, fill=INK, anchor="lm")
     target = (paper.dots, cell * block.height)
     if image.size != target:
         image = image.resize(target, Image.Resampling.BICUBIC)

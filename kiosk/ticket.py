@@ -31,7 +31,7 @@ key                 needed    what
 
 from __future__ import annotations
 
-import math
+import re
 import string
 import textwrap
 from collections.abc import Mapping
@@ -41,7 +41,16 @@ from enum import StrEnum
 from typing import Any
 
 from broker.config import HallConfig, Text
+from broker.estimate import round_wait_minutes, wait_range_minutes  # shared with the web page and the CLI
 
+NBSP = "\u00a0"
+_SPACES = re.compile(r"[ \t\r\n]+")
+_NUMBER_UNIT = re.compile(r"(\d) (?=\S)")  # "20 min", "1 h": a number and the word after it stay on one line
+
+
+def keep_units(text: str) -> str:
+    """No-break spaces after numbers, so that paper never splits "20 min - 1 / h" (kiosk/ticket.wrap)."""
+    return _NUMBER_UNIT.sub(lambda match: match.group(1) + NBSP, text)
 REQUIRED_LABELS = ("ahead", "wait", "minutes", "hours", "issued", "where", "privacy")
 _PLACEHOLDERS = {"ahead": {"n"}, "wait": {"time"}, "wait_range": {"time"}, "minutes": {"n"}, "hours": {"n"},
                  "issued": {"year", "month", "day", "hour", "minute"}}
@@ -158,37 +167,10 @@ def _fill(labels: Mapping[str, str], key: str, **values: Any) -> str:
 
 def format_ahead(ahead: int, labels: Mapping[str, str]) -> str:
     """'12 före dig'; an exact-count label (ahead_0, ahead_1...) wins, so 0 can say 'you are next'."""
-    key = f"ahead_{ahead}" if f"ahead_{ahead}" in labels else "ahead"
-    return _fill(labels, key, n=ahead)
-
-
-def round_wait_minutes(seconds: float) -> int:
-    """An honest estimate, not false precision: exact under 10 min, then 5-min, then 15-min steps."""
-    minutes = max(1, math.ceil(seconds / 60))
-    if minutes < 10:
-        return minutes
-    if minutes < 60:
-        return math.ceil(minutes / 5) * 5
-    return round(minutes / 15) * 15
-
-
-def _step(minutes: float) -> int:
-    return 1 if minutes < 10 else 5 if minutes < 60 else 15
-
-
-def wait_range_minutes(range_s: Any) -> tuple[int, int] | None:
-    """The server's range of the wait (expected_wait_range_s) in the same honest steps, widened outwards
-    (low end down, high end up) so that rounding never narrows what the server promised. None when the
-    range is missing, malformed or collapses to one value (then the single estimate is shown)."""
-    if not (isinstance(range_s, list | tuple) and len(range_s) == 2
-            and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in range_s)):
-        return None
-    low_min, high_min = range_s[0] / 60, range_s[1] / 60
-    if high_min < low_min:
-        return None
-    low = math.floor(low_min / _step(low_min)) * _step(low_min)
-    high = max(1, math.ceil(high_min / _step(high_min)) * _step(high_min))
-    return (low, high) if low < high else None
+    try:  # kiosk.i18n.TicketLabels gives every count its plural form by the catalogue's rule
+        return labels[f"ahead_{ahead}"].format(n=ahead)
+    except (KeyError, IndexError, ValueError):
+        return _fill(labels, "ahead", n=ahead)
 
 
 def _duration(minutes: int, labels: Mapping[str, str]) -> str:
@@ -223,15 +205,19 @@ def format_issued(moment: datetime, labels: Mapping[str, str]) -> str:
 
 def wrap(text: str, columns: int) -> tuple[str, ...]:
     """Word-wrap to the printer's columns; a word longer than a line is broken rather than cut off."""
-    lines = textwrap.wrap(" ".join(text.split()), width=columns, break_long_words=True, break_on_hyphens=True)
-    return tuple(lines) or ("",)
+    # split at spaces only: a no-break space (NBSP) holds a number to its unit, and is printed as a space
+    lines = textwrap.wrap(" ".join(_SPACES.split(text.strip())), width=columns, break_long_words=True,
+                          break_on_hyphens=True)
+    return tuple(line.replace(NBSP, " ") for line in lines) or ("",)
 
 
-def status_url(hall: HallConfig, number: str) -> str | None:
-    """The ticket's status page, `public_url/hall/number`, when the hall names a public base URL."""
-    if not hall.public_url:
+def status_url(hall: HallConfig, token: str | None) -> str | None:
+    """The ticket's own web page (`vuoro web`), `public_url/t/<token>`, when the hall names a public base URL
+    and the server gave the ticket a token. The token is random and valid that day only: a number in the
+    link would let anyone open anyone's ticket, and yesterday's D007 today's."""
+    if not hall.public_url or not token:
         return None
-    return f"{hall.public_url.rstrip('/')}/{hall.id}/{number}"
+    return f"{hall.public_url.rstrip('/')}/t/{token}"
 
 
 def _local(text: Text, lang: str, override: str | None, fallback_lang: str) -> str:
@@ -307,8 +293,8 @@ def build_ticket(hall: HallConfig, ticket: Mapping[str, Any], lang: str, labels:
         RuleBlock(),
         TextBlock("issued", wrap(format_issued(moment, labels), cols())),
         TextBlock("ahead", wrap(format_ahead(ahead, labels), cols()), bold=True),
-        TextBlock("wait", wrap(format_wait(float(ticket.get("expected_wait_s", 0)), labels,
-                                           ticket.get("expected_wait_range_s")), cols())),
+        TextBlock("wait", wrap(keep_units(format_wait(float(ticket.get("expected_wait_s", 0)), labels,
+                                                      ticket.get("expected_wait_range_s"))), cols())),
         RuleBlock(),
         TextBlock("where", wrap(labels["where"], cols())),
     ]
@@ -318,7 +304,7 @@ def build_ticket(hall: HallConfig, ticket: Mapping[str, Any], lang: str, labels:
         for location, wayfinding in _where_lines(hall, topic.id, lang, labels):
             blocks.append(TextBlock("location", wrap(location, cols()), bold=True))
             blocks.append(TextBlock("wayfinding", wrap(wayfinding, cols())))
-    url = status_url(hall, number)
+    url = status_url(hall, ticket.get("token"))
     if url is not None:
         blocks.append(QrBlock("qr", url))
         if labels.get("qr"):

@@ -58,7 +58,8 @@ def test_demo_hall_loads_with_all_its_parts() -> None:
     hall = load_hall(DEMO_HALL)
     assert isinstance(hall, HallConfig)
     assert hall.id == "kvarnby"
-    assert hall.languages == ("sv", "fi", "en", "se")
+    # se, de, ar: the demo shows a Sámi and a right-to-left visitor end to end (texts await native review)
+    assert hall.languages == ("sv", "fi", "en", "se", "de", "ar")
     assert hall.main_language == "sv"
     assert hall.timezone == "Europe/Helsinki"
     assert list(hall.topics) == ["general", "permits", "parking", "social", "taxes", "appointments"]
@@ -103,6 +104,16 @@ def test_parse_hall_of_the_demo_data_equals_load_hall() -> None:
     assert parse_hall(demo_data(), str(DEMO_HALL)) == load_hall(DEMO_HALL)
 
 
+@pytest.mark.parametrize(("numbers", "digits", "last"), [("refuse", 3, 999), ("wrap", 3, 999),
+                                                         ("four-digits", 4, 9999)])
+def test_the_numbering_after_999_is_read_from_the_rules(tmp_path: Path, numbers: str, digits: int,
+                                                        last: int) -> None:
+    path = write_variant(tmp_path, "max_payload_bytes = 65536", f'max_payload_bytes = 65536\nnumbers = "{numbers}"')
+    rules = load_hall(path).rules
+    assert (rules.numbers, rules.number_digits, rules.max_number) == (numbers, digits, last)
+    assert load_hall(DEMO_HALL).rules.numbers == "refuse"  # the default, documented in the demo hall
+
+
 def test_rules_table_may_be_left_out_and_gets_defaults() -> None:
     data = demo_data()
     del data["rules"]
@@ -135,7 +146,7 @@ def test_rules_table_may_be_left_out_and_gets_defaults() -> None:
                      ["must be a number", "True"], id="boolean where a number goes"),
         pytest.param("priority_allowed = true", 'priority_allowed = "yes"', "rules.priority_allowed",
                      ["must be a boolean", "'yes'"], id="string where a boolean goes"),
-        pytest.param('languages = ["sv", "fi", "en", "se"]', 'languages = "sv"', "hall.languages",
+        pytest.param('languages = ["sv", "fi", "en", "se", "de", "ar"]', 'languages = "sv"', "hall.languages",
                      ["must be an array"], id="string where an array goes"),
         pytest.param('tiers = [["general"], ["parking", "taxes"]]', 'tiers = [["general"], "parking"]',
                      "counters[0].tiers[1]", ["non-empty array of topic ids"], id="tier that is not a list"),
@@ -185,15 +196,19 @@ def test_rules_table_may_be_left_out_and_gets_defaults() -> None:
                      ["'2026-13-01'", "not a date"], id="bad closed date"),
         pytest.param('timezone = "Europe/Helsinki"', 'timezone = "Europe/Kvarnby"', "hall.timezone",
                      ["'Europe/Kvarnby'", "not a known time zone"], id="bad timezone"),
-        pytest.param('languages = ["sv", "fi", "en", "se"]', 'languages = ["sv", "fi", "en", "sv"]', "hall.languages",
+        pytest.param('languages = ["sv", "fi", "en", "se", "de", "ar"]',
+                     'languages = ["sv", "fi", "en", "se", "de", "sv"]', "hall.languages",
                      ["twice"], id="language twice"),
-        pytest.param('languages = ["sv", "fi", "en", "se"]', 'languages = ["sv", "Finnish", "en", "se"]',
+        pytest.param('languages = ["sv", "fi", "en", "se", "de", "ar"]',
+                     'languages = ["sv", "Finnish", "en", "se", "de", "ar"]',
                      "hall.languages",
                      ["'Finnish'"], id="bad language code"),
         pytest.param("noshow_after_recalls = 2 ", "noshow_after_recalls = -1 ", "rules.noshow_after_recalls",
                      ["must not be negative"], id="negative rule"),
         pytest.param("max_payload_bytes = 65536", "max_payload_bytes = 10", "rules.max_payload_bytes",
                      ["between 1024"], id="payload limit too small"),
+        pytest.param("max_payload_bytes = 65536", 'max_payload_bytes = 65536\nnumbers = "grow"', "rules.numbers",
+                     ["refuse, wrap, four-digits", "'grow'"], id="unknown numbering"),
     ],
 )
 def test_broken_hall_file_is_refused_naming_file_key_and_problem(
@@ -366,3 +381,31 @@ def test_kiosks_name_their_printer_and_a_bad_uri_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as refused:
         load_hall(bad)
     assert refused.value.key == "kiosks[0].printer" and "printer URI" in refused.value.problem
+
+
+# ---------------------------------------------------------------- which hall file a command uses
+
+def test_the_hall_file_is_the_given_one_then_the_environment_then_the_installed_one(tmp_path):
+    """--hall, else $VUORO_HALL, else /etc/vuoro/hall.toml when it exists (here a file of the test standing in
+    for it); the demo hall only for `vuoro demo` or when none exists, and then with a note to show."""
+    from broker.config import find_hall_file
+
+    given, env_hall, installed = tmp_path / "given.toml", tmp_path / "env.toml", tmp_path / "installed.toml"
+    environ = {"VUORO_HALL": str(env_hall)}
+    assert find_hall_file(str(given), environ, installed=installed) == (given, None)
+    assert find_hall_file(None, environ, installed=installed) == (env_hall, None)
+    assert find_hall_file(None, {}, installed=installed)[0] == DEMO_HALL  # nothing installed yet
+    installed.write_text("")
+    assert find_hall_file(None, {}, installed=installed) == (installed, None)
+    assert find_hall_file(None, environ, demo=True, installed=installed) == (DEMO_HALL, None)
+    assert find_hall_file(str(given), {}, demo=True, installed=installed) == (given, None)
+    installed.unlink()
+    path, note = find_hall_file(None, {"VUORO_HALL": ""}, installed=installed)
+    assert path == DEMO_HALL and note is not None and "using the demo hall" in note and str(installed) in note
+
+
+def test_the_demo_hall_is_package_data_not_a_path_into_the_repository():
+    import assets
+
+    assert assets.path("halls", "demo.toml") == DEMO_HALL and DEMO_HALL.is_file()
+    assert assets.files("halls", "demo.toml").read_text(encoding="utf-8") == DEMO_TEXT

@@ -122,7 +122,7 @@ def test_swedish_ticket_arrives_in_the_code_page_with_qr_and_cut(fake: FakeEscpo
     assert not any(b"?" in line or b"\xc3" in line for line in lines)
     # the QR code natively (GS ( k, model 2, store data, print) with the status page link
     qr = [c for c in commands if c.name == "qr"]
-    assert len(qr) == 1 and qr[0].raw.endswith(f"{PUBLIC_URL}/kvarnby/A042".encode())
+    assert len(qr) == 1 and qr[0].raw.endswith(f"{PUBLIC_URL}/t/q7Xv2LmN9pRt".encode())  # the token
     assert any(c.raw[:3] == b"\x1d(k" and c.raw[5:7] == b"1Q" for c in commands)  # print the stored symbol
     # nothing as an image: every Swedish line fits the code page
     assert rasters(commands) == []

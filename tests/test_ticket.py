@@ -99,7 +99,8 @@ def sami_hall(public_url: str | None = PUBLIC_URL) -> HallConfig:
 def sample_ticket(**changes: Any) -> dict[str, Any]:
     """A ticket as the hall server's `issue` result carries it."""
     ticket = {"number": "A001", "topic": "general", "lang": "sv", "priority": False,
-              "issued_at": "2026-11-30T09:05:12.345+02:00", "ahead": 4, "expected_wait_s": 690}
+              "issued_at": "2026-11-30T09:05:12.345+02:00", "ahead": 4, "expected_wait_s": 690,
+              "token": "q7Xv2LmN9pRt"}
     ticket.update(changes)
     return ticket
 
@@ -260,8 +261,10 @@ def test_qr_links_the_status_page_only_when_the_hall_names_a_public_url(demo: Ha
     assert without.qr_data is None and without.text("qr_caption") == ()
     slashed = dataclasses.replace(demo, public_url=PUBLIC_URL + "/")
     layout = build_ticket(slashed, sample_ticket(number="C017", topic="parking"), "sv", LABELS["sv"])
-    assert layout.qr_data == "https://jono.kvarnby.fi/t/kvarnby/C017"
+    assert layout.qr_data == "https://jono.kvarnby.fi/t/t/q7Xv2LmN9pRt"  # the ticket's random token, not its number
     assert layout.text("qr_caption") == ("Skanna och följ din tur",)
+    tokenless = {k: v for k, v in sample_ticket().items() if k != "token"}
+    assert build_ticket(slashed, tokenless, "sv", LABELS["sv"]).qr_data is None
 
 
 def test_priority_ticket_says_so_under_the_number(demo: HallConfig) -> None:
@@ -280,10 +283,10 @@ def test_where_to_wait_lists_each_first_tier_location_once(demo: HallConfig) -> 
 
 
 def _without_sami() -> HallConfig:
-    """The demo hall as it was before it learnt Sámi: three languages, no `se` texts."""
+    """The demo hall as it was before it learnt Sámi (and German, Arabic): three languages."""
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k != "se"}
+            return {k: strip(v) for k, v in node.items() if k not in ("se", "de", "ar")}
         return [strip(v) for v in node] if isinstance(node, list) else node
 
     data = strip(tomllib.loads(DEMO_HALL.read_text("utf-8")))
