@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analytics import simulate as sim  # noqa: E402
 from broker import protocol as p  # noqa: E402
-from broker import simulate as sim  # noqa: E402
 from broker.config import DEMO_HALL, load_hall  # noqa: E402
 from broker.store import Store  # noqa: E402
 from city.account import load_account  # noqa: E402

@@ -16,10 +16,13 @@ process under SDL's offscreen driver (Mesa), with a temporary KIVY_HOME and XDG_
    CLOCK_MONOTONIC is one clock for all processes of the machine, so the stamps pair up.
 2. Forward alert: this process (counter 3) forwards each visitor it called to counter 1; the child stamps the
    moment its panel is redrawn with the alert for that ticket, then calls it (Enter) and ends the visit (1).
-3. Memory: VmRSS of the child once synced, after the latency and forward phases, and every 50 visits of a long
-   session (Enter next, + recall, 1 done: 200 visits), each read after 2.5 quiet seconds (as between visitors:
-   the panel gives memory back then); and of a bare Kivy window (one Label, the same set-up, no panel) in its
-   own child, which is the floor under llvmpipe.
+3. Memory, against a bare Kivy window of the same size and set-up (bench/bare_window.py, measured in the same
+   run; the floor under llvmpipe): VmRSS of the child once synced, after the latency and forward phases, then a
+   soak of --soak calls (default 10,000: Enter next, + recall, 1 done) after --warmup (200), read after warm-up
+   and every --every calls, each after 2.5 quiet seconds (as between visitors: the panel gives memory back then).
+   The hall server is the real HallService (bench/day_server.py, as `vuoro server --always-open`) whose clock
+   the bench moves on a day for each 900 calls of the soak (a topic has 999 numbers a day): this process issues
+   each day's tickets, the new day closes the counter, and the panel opens it again (8), as staff do each morning.
 
 Every wait has a timeout; a watchdog stops and cleans up everything if the run hangs.
 """
@@ -28,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -43,13 +48,26 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.benchlib import Janitor, median_ms, on_signal, p99_ms, rss_mib, verdict  # noqa: E402
+from bench.benchlib import (  # noqa: E402
+    DAY_VISITS,
+    DayServer,
+    Janitor,
+    Memory,
+    bare_window,
+    median_ms,
+    on_signal,
+    p99_ms,
+    rss_mib,
+    verdict,
+)
 
 WINDOW = "1280x800"
 TARGET_GAP_MS = 2.0
-TARGET_RSS_MIB = 150.0
+TARGET_OVER_BARE_MIB = 40.0  # resident memory above a bare Kivy window of the same size and set-up
+TARGET_GROWTH_MIB = 5.0  # over the soak, after warm-up
+QUIET_S = 2.5  # before each memory reading: the panel gives memory back 1.5 s after a visitor changes
 TARGET_ALERT_MS = 1000.0
-ENTER, PLUS, NUM_1 = 271, 270, 257  # the number pad's keys as Kivy numbers them
+ENTER, PLUS, NUM_1, NUM_8 = 271, 270, 257, 264  # the number pad's keys as Kivy numbers them
 PRESS_GAP_S = 0.25  # staff press when the panel has settled: the retained state follows a command by up to 0.1 s
 
 JANITOR = Janitor("counter_bench")
@@ -93,8 +111,8 @@ class CalledProbe:
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_socket_open = lambda client, userdata, sock: sock.setsockopt(socket.IPPROTO_TCP,
-                                                                                    socket.TCP_NODELAY, 1)
+        self.client.on_socket_open = lambda client, userdata, sock: sock.setsockopt(  # type: ignore[attr-defined]
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # paho types the socket as SocketLike
         self.client.connect(address.host, address.port)
         self.client.loop_start()
         self.client.subscribe(p.Topics(hall_id).event(p.TICKET_CALLED), qos=1)
@@ -127,9 +145,9 @@ class CalledProbe:
 
 
 def child_panel(broker_url: str, flags: Path, blocks: int, per_block: int, warmup: int, forwards: int,
-                visits: int) -> int:  # pragma: no cover - runs in the child
+                soak_warmup: int, soak: int, every: int) -> int:  # pragma: no cover - runs in the child
     sys.path.insert(0, str(ROOT))
-    from kiosk.kivy_env import configure_kivy
+    from ui.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
     from kivy.core.window import Window
@@ -203,7 +221,8 @@ def child_panel(broker_url: str, flags: Path, blocks: int, per_block: int, warmu
         yield lambda: idle() and current() is None
         (flags / "go-forward").touch()
         for _ in range(forwards):
-            yield lambda: any(a.id.startswith("forward:") for a in app.drawn.alerts)
+            yield lambda: app.drawn is not None and any(a.id.startswith("forward:") for a in app.drawn.alerts)
+            assert app.drawn is not None
             number = next(a.id for a in app.drawn.alerts if a.id.startswith("forward:")).partition(":")[2]
             key(ENTER)
             yield lambda number=number: idle() and current() == number  # type: ignore[misc]
@@ -211,51 +230,45 @@ def child_panel(broker_url: str, flags: Path, blocks: int, per_block: int, warmu
             yield lambda: idle() and current() is None
             (flags / f"served-{number}").touch()
         (flags / "done-forward").touch()
-        yield 2.5
-        report["rss_visits"].append([0, rss_mib()])
-        for visit in range(1, visits + 1):
+        controller._send = send  # type: ignore[method-assign]  # the soak records nothing per call: this is measured
+        yield QUIET_S
+        report["rss_after_forward_mib"] = rss_mib()
+        soak_began = math.nan
+        for visit in range(soak_warmup + soak):
+            if visit % DAY_VISITS == 0:  # a new day: this process stocks it, the panel opens the counter
+                day = visit // DAY_VISITS
+                (flags / f"stock-{day}").touch()
+                yield lambda day=day: (flags / f"stock-{day}-ok").exists()  # type: ignore[misc]
+                yield lambda: app.drawn is not None and app.drawn.header.status == "closed"
+                key(NUM_8)
+                yield lambda: idle() and app.drawn is not None and app.drawn.header.status == "open" \
+                    and app.drawn.queues[0].waiting >= 1
             key(ENTER)
             yield lambda: idle() and current() is not None
             key(PLUS)
-            yield lambda: idle() and app.drawn.current is not None and app.drawn.current.recalls == 1
+            yield lambda: idle() and app.drawn is not None and app.drawn.current is not None \
+                and app.drawn.current.recalls == 1
             key(NUM_1)
             yield lambda: idle() and current() is None
-            if visit % 50 == 0:
-                yield 2.5  # a quiet moment, as between two visitors: the panel gives memory back then
-                report["rss_visits"].append([visit, rss_mib()])
+            done = visit + 1 - soak_warmup
+            if done == 0 or (done > 0 and done % every == 0) or done == soak:
+                yield QUIET_S  # a quiet moment, as between two visitors: the panel gives memory back then
+                if done == 0:
+                    soak_began = time.monotonic()
+                    report["rss_warm_mib"] = rss_mib()
+                    print(f"SOAK 0 {report['rss_warm_mib']:.1f} 0", flush=True)
+                else:
+                    mib, at = rss_mib(), time.monotonic() - soak_began
+                    report["rss_visits"].append([done, mib, at])
+                    print(f"SOAK {done} {mib:.1f} {at:.1f}", flush=True)
+        report["soak_s"] = report["rss_visits"][-1][2] if report["rss_visits"] else 0.0
         report["redraws"] = dict(app.redraws)
 
-    drive(app, script(), 120.0 + 0.2 * (blocks * per_block + forwards) + 1.0 * visits, report, every_s=0)
+    drive(app, script(), 120.0 + 0.2 * (blocks * per_block + forwards) + 1.5 * (soak_warmup + soak), report,
+          every_s=0)
     app.run()
     print(json.dumps(report), flush=True)
     return 0 if "error" not in report else 1
-
-
-def child_bare() -> int:  # pragma: no cover - runs in the child
-    """A bare Kivy window with the same set-up (configure_kivy, GL flush per frame) and one Label: the floor."""
-    sys.path.insert(0, str(ROOT))
-    from kiosk.kivy_env import configure_kivy, flush_each_frame
-
-    configure_kivy(windowed=True, size=WINDOW, headless=True)
-    from kivy.app import App
-    from kivy.clock import Clock
-    from kivy.uix.label import Label
-
-    result: dict[str, float] = {}
-
-    class Bare(App):
-        def build(self) -> Label:
-            flush_each_frame()
-            Clock.schedule_once(self.measure, 1.5)
-            return Label(text="bare")
-
-        def measure(self, dt: float) -> None:
-            result["rss_mib"] = rss_mib()
-            self.stop()
-
-    Bare().run()
-    print(json.dumps(result), flush=True)
-    return 0
 
 
 # ---------------------------------------------------------------- the parent
@@ -264,22 +277,26 @@ def child_bare() -> int:  # pragma: no cover - runs in the child
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--_panel"]:
-        return child_panel(argv[1], Path(argv[2]), *(int(x) for x in argv[3:8]))
-    if argv[:1] == ["--_bare"]:
-        return child_bare()
+        return child_panel(argv[1], Path(argv[2]), *(int(x) for x in argv[3:11]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="40 presses a path, 5 forwards, 50 visits")
+    parser.add_argument("--quick", action="store_true", help="40 presses a path, 5 forwards, a soak of 300 calls")
+    parser.add_argument("--soak", type=int, help="calls of the memory soak after warm-up (default 10,000, quick 300)")
+    parser.add_argument("--warmup", type=int, help="calls before the soak's first reading (default 200, quick 50)")
+    parser.add_argument("--every", type=int, help="calls between readings (default 1,000, quick 100)")
     args = parser.parse_args(argv)
     blocks, per_block = (2, 20) if args.quick else (4, 25)
     warmup = 5
-    forwards, visits = (5, 50) if args.quick else (20, 200)
+    forwards = 5 if args.quick else 20
+    soak = args.soak or (300 if args.quick else 10_000)
+    soak_warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
+    every = args.every or (100 if args.quick else 1000)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    watchdog = JANITOR.watchdog(240 + 1.5 * visits)
+    watchdog = JANITOR.watchdog(300 + 1.5 * (soak + soak_warmup))
     began = time.perf_counter()
     passed = False
     try:
-        passed = run(blocks, per_block, warmup, forwards, visits, args.quick)
+        passed = run(blocks, per_block, warmup, forwards, (soak_warmup, soak, every), args.quick)
     except KeyboardInterrupt:
         print("\ncounter_bench: interrupted; cleaning up", flush=True)
     finally:
@@ -289,11 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if passed else 1
 
 
-def run(blocks: int, per_block: int, warmup: int, forwards: int, visits: int, quick: bool) -> bool:
+def run(blocks: int, per_block: int, warmup: int, forwards: int, soaking: tuple[int, int, int], quick: bool) -> bool:
     from bench.kiosk_bench import machine_line
     from broker.client import HallClient
     from broker.config import DEMO_HALL, load_hall
-    from tests.support.brokers import MosquittoBroker, ServerProcess
+    from tests.support.brokers import MosquittoBroker
 
     hall = load_hall(DEMO_HALL)
     tmp = Path(tempfile.mkdtemp(prefix="vuoro-counter-bench-"))
@@ -311,10 +328,11 @@ def run(blocks: int, per_block: int, warmup: int, forwards: int, visits: int, qu
     broker = MosquittoBroker()
     JANITOR.add(broker.close)
     broker.start()
-    server = ServerProcess(tmp / "hall.db", broker.address)
+    server = DayServer(DEMO_HALL, tmp / "hall.db", broker.address.url)  # HallService as `vuoro server` runs it
     JANITOR.add(server.stop)
     server.start()
-    print(f"  private mosquitto on {broker.address.url}; vuoro server (demo hall, --always-open); panel window "
+    soak_warmup, soak, every = soaking
+    print(f"  private mosquitto on {broker.address.url}; the hall server (demo hall, always open); panel window "
           f"{WINDOW} offscreen (counter 1); command-line client path as counter 3\n", flush=True)
 
     probe = CalledProbe(broker.address, hall.id)
@@ -326,7 +344,7 @@ def run(blocks: int, per_block: int, warmup: int, forwards: int, visits: int, qu
         if not client.start(10):
             raise RuntimeError("cannot reach the broker")
     presses = warmup + blocks * per_block
-    for _ in range(presses + visits + 2):
+    for _ in range(presses + 2):
         kiosk.request("issue", topic="general", lang="fi")
     for _ in range(presses + forwards + 2):
         kiosk.request("issue", topic="parking", lang="sv")
@@ -337,18 +355,20 @@ def run(blocks: int, per_block: int, warmup: int, forwards: int, visits: int, qu
     admin.request("open")
     admin.close()
 
-    # the bare window first, alone on the machine
-    bare = subprocess.run([sys.executable, __file__, "--_bare"], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
-    bare_rss = json.loads([x for x in bare.stdout.splitlines() if x.startswith("{")][-1])["rss_mib"]
+    bare = bare_window(env, WINDOW)["rss_mib"]  # first, alone on the machine
 
     # block 0 is the warm-up of both paths
     cmd = [sys.executable, __file__, "--_panel", broker.address.url, str(flags),
-           *(str(n) for n in (blocks + 1, per_block, warmup, forwards, visits))]
+           *(str(n) for n in (blocks + 1, per_block, warmup, forwards, soak_warmup, soak, every))]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     JANITOR.add(lambda: stop_process(proc))
-    out_lines: list[str] = []
-    reader = threading.Thread(target=lambda: out_lines.extend(proc.stdout or []), daemon=True)
+    out_lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout or []:
+            out_lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     err_lines: list[str] = []
     err_reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr or []), daemon=True)
@@ -376,10 +396,29 @@ def run(blocks: int, per_block: int, warmup: int, forwards: int, visits: int, qu
         wait_file(flags / f"served-{number}", 30, proc)
     wait_file(flags / "done-forward", 30, proc)
 
-    proc.wait(120 + 1.5 * visits)
+    print(f"3. resident memory (VmRSS) against a bare Kivy window ({WINDOW}, same set-up); soak of {soak:,} calls "
+          f"after {soak_warmup} (next, recall, done)", flush=True)
+    lines: list[str] = []
+    day = 0
+    while proc.poll() is None or not out_lines.empty():
+        if (flags / f"stock-{day}").exists():  # a new day, and its tickets
+            server.next_day()
+            for _ in range(min(DAY_VISITS, soak_warmup + soak - day * DAY_VISITS)):
+                kiosk.request("issue", topic="general", lang="fi")
+            (flags / f"stock-{day}-ok").touch()
+            day += 1
+        try:
+            line = out_lines.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        lines.append(line)
+        if line.startswith("SOAK "):
+            _, done, mib, at = line.split()
+            print(f"   ... {int(done):,} calls after warm-up: {float(mib):.1f} MiB ({float(at) / 60:.1f} min)",
+                  flush=True)
     reader.join(5)
     err_reader.join(5)
-    lines = [x for x in out_lines if x.startswith("{")]
+    lines = [x for x in lines if x.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"the panel child failed ({proc.returncode}): {''.join(err_lines)[-3000:]}")
     report: dict[str, Any] = json.loads(lines[-1])
@@ -407,23 +446,23 @@ def run(blocks: int, per_block: int, warmup: int, forwards: int, visits: int, qu
     print("   (the panel watches the hall: it reads the events before its reply)\n")
     print(f"2. forward (counter 3, command line) -> the alert drawn on counter 1's panel ({len(alerts)} forwards)")
     print(f"   median {median_ms(alerts):.1f} ms, max {max(alerts) * 1000:.1f} ms\n")
-    rss_visits = report["rss_visits"]
-    growth = rss_visits[-1][1] - rss_visits[0][1]
-    print("3. resident memory (VmRSS)")
-    print(f"   a bare Kivy window, same set-up, one Label: {bare_rss:.1f} MiB (the floor under this GL driver)")
-    print(f"   the panel, synced: {report['rss_up_mib']:.1f} MiB (+{report['rss_up_mib'] - bare_rss:.1f} over the bare "
-          f"window); after {len(report['presses'])} calls: {report['rss_after_latency_mib']:.1f} MiB")
-    print("   long session, visits (next, recall, done) -> MiB: "
-          + ", ".join(f"{n}: {mib:.1f}" for n, mib in rss_visits)
-          + f"; growth over {rss_visits[-1][0]} visits {growth:+.1f} MiB")
-    print(f"   sections redrawn: {report['redraws']}\n")
-    rss = max(report["rss_up_mib"], report["rss_after_latency_mib"], *(m for _, m in rss_visits))
+    series = [(int(n), float(mib), float(at)) for n, mib, at in report["rss_visits"]]
+    memory = Memory("counter", "calls", bare, report["rss_up_mib"], report["rss_warm_mib"],
+                    series[-1][1] if series else report["rss_warm_mib"], soak_warmup, soak, TARGET_OVER_BARE_MIB,
+                    TARGET_GROWTH_MIB, series, float(report["soak_s"]))
+    memory.note = (f"after the {len(report['presses'])} timed calls {report['rss_after_latency_mib']:.1f} MiB, after "
+                   f"the forwards {report['rss_after_forward_mib']:.1f} MiB; {server.days} days; sections redrawn: "
+                   f"{report['redraws']}")
+    print("3. resident memory (VmRSS), continued")
+    for line in memory.report():
+        print(line)
+    print()
     checks = [
         (gap <= TARGET_GAP_MS, f"key press -> ticket.called median within {TARGET_GAP_MS:.0f} ms of the command line "
          f"({gap:+.2f} ms)"),
         (max(alerts) * 1000 < TARGET_ALERT_MS, f"forward -> alert on screen under {TARGET_ALERT_MS:.0f} ms (max "
          f"{max(alerts) * 1000:.0f} ms)"),
-        (rss < TARGET_RSS_MIB, f"resident memory max {rss:.1f} MiB < {TARGET_RSS_MIB:.0f} MiB"),
+        *memory.checks(),
     ]
     for ok, text in checks:
         print(f"   {verdict(ok)}  {text}")

@@ -3,7 +3,7 @@
 Run: `.venv/bin/python bench/estimate_bench.py [--days N] [--seed N] [--hall PATH]`.
 
 It replays N simulated weekdays of a hall (default: the demo hall, 20 days) through the real engine
-(`broker/simulate.py`), one engine for all days so that the model learns from day to day as it does
+(`analytics/simulate.py`), one engine for all days so that the model learns from day to day as it does
 in a hall. The days differ: the number of visitors (70-110 % of what the hall can serve at its peak),
 counter staff who come in late or leave early, the visitors themselves. For every ticket that was
 called it compares the real wait (drawn -> first called) with
@@ -36,8 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from analytics import simulate as sim  # noqa: E402
 from broker import protocol as p  # noqa: E402
-from broker import simulate as sim  # noqa: E402
 from broker.config import DEMO_HALL, HallConfig, load_hall  # noqa: E402
 from broker.engine import Engine  # noqa: E402
 

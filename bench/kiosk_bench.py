@@ -15,7 +15,13 @@ under SDL's offscreen driver (Mesa), with a temporary KIVY_HOME and XDG_CACHE_HO
    that wraps Window.flip to print the time of the first flipped frame and of the first frame showing the
    synced start screen; the time the PNG appears is measured too. Plain `vuoro kiosk --snapshot`
    (no wrapper) gives the spawn -> PNG upper bound.
-3. Memory: VmRSS of the latency child after its window is up and synced, and after all its tickets.
+3. Memory, against a bare Kivy window of the same size and set-up (bench/bare_window.py, measured in the same
+   run): a soak child runs the real kiosk window through --soak visits (default 10,000) after --warmup (200), as
+   fast as the app allows, each visit through Kivy's input path (language, topic, the ticket printed, done) and
+   called and ended by a counter (this process, HallClient: next, done). The hall server is the real HallService
+   (bench/day_server.py) whose clock the bench moves on a day each 900 visits (a topic has 999 numbers a day).
+   VmRSS synced, after warm-up and every --every visits, each after 2.5 quiet seconds (the kiosk gives memory
+   back between visitors).
 
 Every wait has a timeout; a watchdog stops and cleans up everything if the run hangs.
 """
@@ -42,12 +48,26 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.benchlib import Janitor, median_ms, on_signal, p99_ms, rss_mib, rss_mib_field, verdict  # noqa: E402
+from bench.benchlib import (  # noqa: E402
+    DAY_VISITS,
+    DayServer,
+    Janitor,
+    Memory,
+    bare_window,
+    median_ms,
+    on_signal,
+    p99_ms,
+    rss_mib,
+    rss_mib_field,
+    verdict,
+)
 
 WINDOW = "540x960"
 TARGET_MEDIAN_MS = 50.0
 TARGET_STARTUP_S = 2.0
-TARGET_RSS_MIB = 150.0
+TARGET_OVER_BARE_MIB = 40.0  # resident memory above a bare Kivy window of the same size and set-up
+TARGET_GROWTH_MIB = 5.0  # over the soak, after warm-up
+QUIET_S = 2.5  # before each memory reading: the kiosk gives memory back 0.5 s after a visitor leaves
 
 
 # ---------------------------------------------------------------- helpers
@@ -107,7 +127,7 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
     """The real KioskApp under the offscreen driver; prints one JSON line with stamps, RSS and module checks."""
     started = time.monotonic()
     sys.path.insert(0, str(ROOT))
-    from kiosk.kivy_env import configure_kivy
+    from ui.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
     from broker.config import DEMO_HALL, load_hall
@@ -177,13 +197,92 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
     return 0 if "error" not in report else 1
 
 
+# ---------------------------------------------------------------- child 3: the window, soaked
+
+
+def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visits: int,
+               every: int) -> int:  # pragma: no cover
+    """The real kiosk window through warmup + visits visitors; prints SOAK lines on the way, then one JSON line.
+
+    Before each DAY_VISITS-th ticket it asks the bench for a new day (flags/day-N, answered flags/day-N-ok).
+    Nothing is recorded per visit: the readings are the only lists this process keeps.
+    """
+    started = time.monotonic()
+    sys.path.insert(0, str(ROOT))
+    from ui.kivy_env import configure_kivy
+
+    configure_kivy(windowed=True, size=WINDOW, headless=True)
+    from broker.config import DEMO_HALL, load_hall
+    from broker.mqtt import BrokerAddress
+    from kiosk.app import KioskApp
+    from kiosk.controller import KioskController
+    from tests.support.kivy_script import drive, tap
+
+    hall = load_hall(DEMO_HALL)
+    controller = KioskController(hall, BrokerAddress.parse(broker_url), "KS", printer_uri)
+    app = KioskApp(controller)
+    report: dict[str, Any] = {"series": []}
+
+    def drawn(name: str) -> Callable[[], bool]:
+        return lambda: app.drawn is not None and app.drawn.name == name
+
+    def printed() -> bool:
+        return app.drawn is not None and app.drawn.name == "ticket" \
+            and any(getattr(line, "id", "") == "ticket.take" for line in app.drawn.body)
+
+    def touch(button_id: str) -> None:
+        widget = app.find_button(button_id)
+        if widget is None:
+            raise RuntimeError(f"no {button_id} button on {app.drawn}")
+        tap(*widget.to_window(*widget.center))
+
+    def reading(done: int, soak_began: float) -> None:
+        mib, at = rss_mib(), time.monotonic() - soak_began
+        report["series"].append([done, mib, at])
+        print(f"SOAK {done} {mib:.1f} {at:.1f}", flush=True)
+
+    def script() -> Iterator[Callable[[], bool] | float]:
+        yield lambda: drawn("start")() and controller.synced
+        yield 0.5  # let the window settle
+        report["synced_s"] = time.monotonic() - started
+        report["rss_synced_mib"] = rss_mib()
+        soak_began = math.nan
+        for visit in range(warmup + visits):
+            if visit and visit % DAY_VISITS == 0:
+                day = visit // DAY_VISITS
+                (flags / f"day-{day}").touch()
+                yield lambda day=day: (flags / f"day-{day}-ok").exists()  # type: ignore[misc]
+            touch("lang:sv")
+            yield drawn("topic")
+            touch("topic:general")
+            yield printed
+            touch("done")
+            yield drawn("start")
+            done = visit + 1 - warmup
+            if done == 0 or (done > 0 and done % every == 0) or done == visits:
+                yield QUIET_S
+                if done == 0:
+                    report["rss_warm_mib"] = rss_mib()
+                    soak_began = time.monotonic()
+                    print(f"SOAK 0 {report['rss_warm_mib']:.1f} 0", flush=True)
+                else:
+                    reading(done, soak_began)
+        report["soak_s"] = report["series"][-1][2] if report["series"] else 0.0
+        report["rss_hwm_mib"] = rss_mib_field("VmHWM")
+
+    drive(app, script(), 120.0 + 1.5 * (warmup + visits), report, every_s=0)  # every frame
+    app.run()
+    print(json.dumps(report), flush=True)
+    return 0 if "error" not in report else 1
+
+
 # ---------------------------------------------------------------- child 2: `vuoro kiosk`, frames reported
 
 
 def child_frames(argv: list[str]) -> int:  # pragma: no cover
     """`vuoro kiosk ARGV` with Window.flip wrapped: prints FIRST_FRAME / SYNCED_FRAME <monotonic> <rss MiB>."""
     sys.path.insert(0, str(ROOT))
-    from kiosk.kivy_env import configure_kivy
+    from ui.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)  # what `vuoro kiosk --windowed --snapshot` sets
     from kivy.app import App
@@ -205,7 +304,7 @@ def child_frames(argv: list[str]) -> int:  # pragma: no cover
                 print(f"SYNCED_FRAME {now:.6f} {rss_mib():.1f}", flush=True)
 
     Window.flip = flipped  # type: ignore[method-assign]
-    from broker.cli import main
+    from vuoro.cli import main
 
     return main(argv)
 
@@ -249,6 +348,79 @@ def measure_latency(env: dict[str, str], broker_url: str, tickets: int, warmup: 
     return report
 
 
+def measure_soak(env: dict[str, str], broker: Any, tmp: Path, warmup: int, visits: int, every: int) -> Memory:
+    """The soak child against a day-moving hall server; a counter (this process) calls and ends every ticket."""
+    from broker.client import CommandError, HallClient
+    from broker.config import DEMO_HALL, load_hall
+    from kiosk.fake_printer import FakeEscposPrinter
+
+    hall = load_hall(DEMO_HALL)
+    bare = bare_window(env, WINDOW)["rss_mib"]
+    server = DayServer(DEMO_HALL, tmp / "soak.db", broker.address.url).start()
+    JANITOR.add(server.stop)
+    fake = FakeEscposPrinter(serial=False, tcp=True).start()
+    JANITOR.add(fake.stop)
+    desk = HallClient(broker.address, hall.id, "counter", "1", presence=False)
+    JANITOR.add(desk.close)
+    if not desk.start(10):
+        raise RuntimeError("the bench's counter cannot reach the broker")
+    desk.request("open")
+    flags = tmp / "soak-flags"
+    flags.mkdir()
+    finished = threading.Event()
+    called = [0]
+
+    def counter() -> None:  # staff at counter 1: call the next visitor, end the visit, again
+        while not finished.is_set():
+            try:
+                desk.request("next", 10.0)
+                desk.request("done", 10.0, outcome="resolved")
+                called[0] += 1
+                if called[0] % 100 == 0:
+                    fake.clear()  # the fake printer keeps every byte; this process is not the one measured
+            except CommandError as exc:
+                if exc.code == "counter_closed":  # a new day closed every counter
+                    with contextlib.suppress(CommandError):
+                        desk.request("open", 10.0)
+                else:
+                    time.sleep(0.02)
+            if (flags / f"day-{server.days + 1}").exists():  # the kiosk is about to pass 900 tickets today
+                (flags / f"day-{server.next_day()}-ok").touch()
+
+    cmd = [sys.executable, __file__, "--_soak", broker.address.url, fake.tcp_uri, str(flags),
+           str(warmup), str(visits), str(every)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    JANITOR.add(lambda: stop_process(proc))
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True).start()
+    worker = threading.Thread(target=counter, daemon=True)
+    worker.start()
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("SOAK "):
+            _, done, mib, at = line.split()
+            print(f"   ... {int(done):,} visits after warm-up: {float(mib):.1f} MiB ({float(at) / 60:.1f} min)",
+                  flush=True)
+    proc.wait()
+    finished.set()
+    worker.join(15)
+    reports = [x for x in lines if x.startswith("{")]
+    if proc.returncode != 0 or not reports:
+        raise RuntimeError(f"soak child failed ({proc.returncode}): {''.join(lines)[-1500:]}\n"
+                           f"{''.join(errors)[-3000:]}")
+    report: dict[str, Any] = json.loads(reports[-1])
+    series = [(int(n), float(mib), float(at)) for n, mib, at in report["series"]]
+    memory = Memory("kiosk", "visits", bare, report["rss_synced_mib"], report["rss_warm_mib"],
+                    series[-1][1] if series else report["rss_warm_mib"], warmup, visits, TARGET_OVER_BARE_MIB,
+                    TARGET_GROWTH_MIB, series, float(report["soak_s"]))
+    memory.note = f"peak (VmHWM) {report['rss_hwm_mib']:.1f} MiB; {server.days} days; {called[0]:,} visits called"
+    server.stop()
+    fake.stop()
+    return memory
+
+
 def measure_startup(env: dict[str, str], broker_url: str, tmp: Path, runs: int) -> dict[str, list[float]]:
     """Per run: spawn -> first frame, -> synced start frame, -> PNG (wrapped) and spawn -> PNG (plain CLI)."""
     from kiosk.fake_printer import FakeEscposPrinter
@@ -262,7 +434,7 @@ def measure_startup(env: dict[str, str], broker_url: str, tmp: Path, runs: int) 
             png = tmp / f"start-{mode}-{run}.png"
             args = kiosk_args(broker_url, fake.tcp_uri, png)
             cmd = ([sys.executable, __file__, "--_frames", *args] if mode == "wrapped"
-                   else [sys.executable, "-m", "broker.cli", *args])
+                   else [sys.executable, "-m", "vuoro.cli", *args])
             lines: list[str] = []
             spawned = time.monotonic()
             proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -324,17 +496,25 @@ def main(argv: list[str] | None = None) -> int:
         return child_latency(argv[1], argv[2], int(argv[3]), int(argv[4]))
     if argv[:1] == ["--_frames"]:
         return child_frames(argv[1:])
+    if argv[:1] == ["--_soak"]:
+        return child_soak(argv[1], argv[2], Path(argv[3]), *(int(x) for x in argv[4:7]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20 tickets and 2 start-ups (about 25 s)")
+    parser.add_argument("--quick", action="store_true", help="20 tickets, 2 start-ups, a soak of 300 visits")
     parser.add_argument("--tickets", type=int, help="tickets timed after warm-up (default 100, quick 20)")
     parser.add_argument("--runs", type=int, help="start-up runs (default 5, quick 2)")
+    parser.add_argument("--soak", type=int, help="visits of the memory soak after warm-up (default 10,000, quick 300)")
+    parser.add_argument("--warmup", type=int, help="visits before the soak's first reading (default 200, quick 50)")
+    parser.add_argument("--every", type=int, help="visits between readings (default 1,000, quick 100)")
     args = parser.parse_args(argv)
     tickets = args.tickets or (20 if args.quick else 100)
     warmup = 3
     runs = args.runs or (2 if args.quick else 5)
+    soak = args.soak or (300 if args.quick else 10_000)
+    soak_warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
+    every = args.every or (100 if args.quick else 1000)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    watchdog = JANITOR.watchdog(120 + 1.5 * (tickets + warmup) + 40 * runs)
+    watchdog = JANITOR.watchdog(300 + 1.5 * (tickets + warmup) + 40 * runs + 1.5 * (soak + soak_warmup))
     began = time.perf_counter()
     passed = False
     sys.path.insert(0, str(ROOT))
@@ -385,18 +565,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   PNG written        {fmt(start['png_wrapped'])}  (sync poll at 5 Hz + 0.3 s settle)")
         print(f"   plain `vuoro kiosk --snapshot`, spawn -> PNG: {fmt(start['png_plain'])}  (upper bound)\n")
 
-        print("3. resident memory (VmRSS)")
-        print(f"   window up and synced {lat['rss_up_mib']:.1f} MiB; after {warmup + tickets} tickets "
-              f"{lat['rss_end_mib']:.1f} MiB (peak {lat['rss_hwm_mib']:.1f});\n"
-              f"   `vuoro kiosk` at its synced frame {fmt(start['rss_synced'], 'MiB')}\n")
+        print(f"3. resident memory (VmRSS) against a bare Kivy window ({WINDOW}, same set-up); soak of {soak:,} "
+              f"visits after {soak_warmup} (issue through the window, call and done at counter 1)", flush=True)
+        memory = measure_soak(env, broker, tmp, soak_warmup, soak, every)
+        print(f"   the latency child: synced {lat['rss_up_mib']:.1f} MiB, after {warmup + tickets} tickets "
+              f"{lat['rss_end_mib']:.1f} MiB; `vuoro kiosk` at its synced frame {fmt(start['rss_synced'], 'MiB')}")
+        for line in memory.report():
+            print(line)
+        print()
 
         first = statistics.median(start["first"]) if start["first"] else math.nan
-        rss = max(lat["rss_up_mib"], lat["rss_end_mib"], *start["rss_synced"])
         checks = [
             (med < TARGET_MEDIAN_MS, f"last touch -> ticket bytes median {med:.1f} ms < {TARGET_MEDIAN_MS:.0f} ms"),
             (lat["escpos_at_start"] and not escpos_new, "python-escpos imported at start-up, not per ticket"),
             (first < TARGET_STARTUP_S, f"start-up to first frame median {first:.3f} s < {TARGET_STARTUP_S:.0f} s"),
-            (rss < TARGET_RSS_MIB, f"resident memory max {rss:.1f} MiB < {TARGET_RSS_MIB:.0f} MiB"),
+            *memory.checks(),
         ]
         for ok, text in checks:
             print(f"   {verdict(ok)}  {text}")

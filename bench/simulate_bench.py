@@ -35,11 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from analytics import simulate as sim  # noqa: E402
+from analytics.demand import demand_from_profile, sample_days  # noqa: E402
+from analytics.staffing import Target, plan_for_target  # noqa: E402
 from bench.benchlib import verdict  # noqa: E402
-from broker import simulate as sim  # noqa: E402
 from broker.config import DEMO_HALL, Counter, HallConfig, load_hall  # noqa: E402
-from broker.demand import demand_from_profile, sample_days  # noqa: E402
-from broker.staffing import Target, plan_for_target  # noqa: E402
 
 MONDAY = date(2026, 11, 30)
 
@@ -96,7 +96,7 @@ def main() -> int:
               f"{search.trials} trial runs of 30 days)   {verdict(seconds <= 30)} (<= 30 s)")
         ok &= seconds <= 30 or workers == 1  # the target is for the default, 2 processes
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import sys; from broker.cli import main; sys.exit(main(sys.argv[1:]))",
+    subprocess.run([sys.executable, "-c", "import sys; from vuoro.cli import main; sys.exit(main(sys.argv[1:]))",
                     "simulate", "--day", MONDAY.isoformat(), "--target-wait", "20"],
                    check=True, capture_output=True, cwd=ROOT)
     whole = time.perf_counter() - started
