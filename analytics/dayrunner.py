@@ -1,6 +1,6 @@
 """Many sampled days played under one staffing plan, in this process or in worker processes.
 
-The staffing search (broker/staffing.py) asks the same question of every day: with this plan, from this
+The staffing search (analytics/staffing.py) asks the same question of every day: with this plan, from this
 moment, which visitors of each hour are called in time? Each worker holds its share of the days and, for
 each day, the simulated hall at chosen moments (checkpoints), so a trial replays only the part of the
 day it changes. Answers are small tallies (`DayTally`), so little crosses between processes.
@@ -21,9 +21,9 @@ from datetime import date
 from multiprocessing.connection import Connection, wait
 from typing import Any, Literal, assert_never
 
-from .config import HallConfig
-from .scenario import Behaviour, StaffPlan, Visitor
-from .simulate import DaySim, TicketRecord
+from analytics.scenario import Behaviour, StaffPlan, Visitor
+from analytics.simulate import DaySim, TicketRecord
+from broker.config import HallConfig
 
 AT_START = -1  # the checkpoint "before the day begins"
 

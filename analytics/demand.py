@@ -1,7 +1,7 @@
 """What a hall expects on a kind of day, and days sampled from it for the staffing search.
 
 `Demand` is the expected number of visitors per topic in each minute of the day, from the weekday profile
-(broker/scenario.py) or from the hall's own log (the same weekday over the last weeks). Days are drawn from
+(analytics/scenario.py) or from the hall's own log (the same weekday over the last weeks). Days are drawn from
 it as Poisson arrivals, each day's volume scaled by a factor drawn from how much whole days varied in the
 log. The same seeds give the same days: every plan the search compares is tried on the same visitors
 (common random numbers). Also here: the offered load of a stretch of the day, for Erlang C. Pure: no
@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from .config import HallConfig
-from .scenario import (
+from analytics.scenario import (
     Behaviour,
     Visitor,
     default_forward_share,
@@ -27,6 +26,7 @@ from .scenario import (
     ticket_window,
     weekday_profile,
 )
+from broker.config import HallConfig
 
 MINUTES = 24 * 60
 

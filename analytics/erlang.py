@@ -1,6 +1,6 @@
 """Erlang C and Allen–Cunneen: the waits of a queue served by c counters, in closed form.
 
-The staffing search (broker/staffing.py) uses these as a floor and a first guess for each hour: no plan
+The staffing search (analytics/staffing.py) uses these as a floor and a first guess for each hour: no plan
 staffs an hour below what the offered load needs in a steady state. Pure functions, no I/O.
 
 Symbols: `load` a = arrival rate x mean visit length (in counters' worth of work), `counters` c, `service_s`

@@ -22,9 +22,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from . import stats
-from .config import HallConfig
-from .store import Store
+from broker import stats
+from broker.config import HallConfig
+from broker.store import Store
 
 FCR_GOAL = 0.7  # the share resolved at first contact that service centres commonly aim for
 PROGRESS_FROM_DAYS = 8  # ranges longer than a week show a progress bar

@@ -12,9 +12,9 @@ import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from .config import HallConfig
-from .mqtt import BrokerAddress
-from .store import Store, StoreError
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
+from broker.store import Store, StoreError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,8 @@ def _date(text: str) -> date:
 
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
-    from . import report, stats
+    from analytics import report
+    from broker import stats
 
     today = datetime.now(hall.tz).date()
     last = args.last or today

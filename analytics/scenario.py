@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from . import protocol as p
-from .config import HallConfig
+from broker import protocol as p
+from broker.config import HallConfig
 
 if TYPE_CHECKING:
-    from .stats import Tally
+    from broker.stats import Tally
 
 DAY_S = 24 * 3600
 

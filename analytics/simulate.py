@@ -4,8 +4,8 @@ Visitors draw tickets, staff press "next", serve, forward, recall and mark no-sh
 and go home, all as commands to `broker.engine.Engine`, so every rule of the real hall (tiers,
 forwarded tickets first, priority, opening hours, the last-ticket cutoff, the expected wait
 printed on each ticket) is the one that is simulated. Nothing here reads a clock or a file:
-the CLI (`broker/simulate_cli.py`) does that. What a day is made of (visitors, behaviour, the
-staffing plan) is in broker/scenario.py, the search for a staffing plan in broker/staffing.py.
+the CLI (`analytics/simulate_cli.py`) does that. What a day is made of (visitors, behaviour, the
+staffing plan) is in analytics/scenario.py, the search for a staffing plan in analytics/staffing.py.
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal, assert_never
 
-from . import protocol as p
-from .config import HallConfig
-from .engine import Engine
-from .estimate import Estimate, simple_wait_s
-from .scenario import (
+from analytics.scenario import (
     DAY_S,
     Behaviour,
     StaffPlan,
@@ -44,7 +40,11 @@ from .scenario import (
     weekday_arrivals,
     weekday_profile,
 )
-from .stats import percentile
+from broker import protocol as p
+from broker.config import HallConfig
+from broker.engine import Engine
+from broker.estimate import Estimate, simple_wait_s
+from broker.stats import percentile
 
 __all__ = [  # the scenario's names too: one import for whoever simulates
     "DAY_S", "Behaviour", "DayResult", "DaySim", "Engine", "Estimator", "HourWaits", "StaffPlan", "TicketRecord",

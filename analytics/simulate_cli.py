@@ -1,8 +1,8 @@
 """`vuoro simulate`: a day of the hall on a simulated clock, through the real engine; with --target-wait,
-the fewest counters per hour that meet a target wait on most of many sampled days (broker/staffing.py),
+the fewest counters per hour that meet a target wait on most of many sampled days (analytics/staffing.py),
 printed as a plan `--staff` reads back, with each hour's offered load and Erlang C staffing beside it.
 
-No broker and no server are needed: the engine runs in this process (broker/simulate.py), or in a few
+No broker and no server are needed: the engine runs in this process (analytics/simulate.py), or in a few
 worker processes for the staffing search.
 """
 
@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from . import protocol as p
-from . import simulate as sim
-from . import stats
-from .config import HallConfig
-from .dayrunner import allowed_failures
-from .demand import Demand, demand_from_history, demand_from_profile, sample_days
-from .mqtt import BrokerAddress
-from .staffing import PlanSearch, Target, plan_for_target
-from .store import Store, StoreError
+from analytics import simulate as sim
+from analytics.dayrunner import allowed_failures
+from analytics.demand import Demand, demand_from_history, demand_from_profile, sample_days
+from analytics.staffing import PlanSearch, Target, plan_for_target
+from broker import protocol as p
+from broker import stats
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
+from broker.store import Store, StoreError
 
 Arrival = tuple[float, str] | tuple[float, str, bool]
 

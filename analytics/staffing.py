@@ -2,9 +2,9 @@
 on the target share of many sampled days.
 
 1. Each hour starts from its offered load and the Erlang C staffing for the target (Allen–Cunneen for visit
-   lengths that are not exponential, broker/erlang.py), pooled over the hall as if every counter served
+   lengths that are not exponential, analytics/erlang.py), pooled over the hall as if every counter served
    every topic: a floor no hour goes under, and the first guess.
-2. Hour by hour from opening, on every sampled day at once (broker/dayrunner.py): if the hour misses the
+2. Hour by hour from opening, on every sampled day at once (analytics/dayrunner.py): if the hour misses the
    target, the closed counter that serves the most late visitors' topics opens, until the hour meets it
    or no counter helps any more; then, if it still misses, counters open the hour before (the queue it
    leaves behind is too long). Every plan is tried on the same days (common random numbers).
@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from . import erlang
-from .config import HallConfig
-from .dayrunner import AT_START, DayRunner, DayTally, Trial, allowed_failures
-from .demand import Demand, Load, offered_load, work_per_visitor
-from .scenario import DAY_S, Behaviour, StaffPlan, Visitor
+from analytics import erlang
+from analytics.dayrunner import AT_START, DayRunner, DayTally, Trial, allowed_failures
+from analytics.demand import Demand, Load, offered_load, work_per_visitor
+from analytics.scenario import DAY_S, Behaviour, StaffPlan, Visitor
+from broker.config import HallConfig
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import protocol as p
-from .store import FAILED, FULL, CommandRecord, StorageFault
+from broker import protocol as p
+from broker.store import FAILED, FULL, CommandRecord, StorageFault
 
 
 class Clock:

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import __version__
-from . import protocol as p
-from .mqtt import BrokerAddress, MqttLink
+from broker import __version__
+from broker import protocol as p
+from broker.mqtt import BrokerAddress, MqttLink
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import assets
-
-from .config_reader import ConfigError as ConfigError  # re-exported: every caller's one import
-from .config_reader import Reader, kind_of
-from .hours import WEEKDAYS as WEEKDAYS
-from .hours import OpeningHours as OpeningHours
-from .hours import parse_hours
+from broker.config_reader import ConfigError as ConfigError  # re-exported: every caller's one import
+from broker.config_reader import Reader, kind_of
+from broker.hours import WEEKDAYS as WEEKDAYS
+from broker.hours import OpeningHours as OpeningHours
+from broker.hours import parse_hours
 
 DEMO_HALL = assets.path("halls", "demo.toml")
 INSTALLED_HALL = Path("/etc/vuoro/hall.toml")  # where the README installs a real hall's file
@@ -424,7 +423,7 @@ def load_hall(path: str | Path) -> HallConfig:
 
 def contrast_warnings(hall: HallConfig) -> list[str]:
     """The hall's colours that white text cannot be read on (WCAG 2.1, 4.5:1), each with its darker companion."""
-    from .colours import colour_warnings
+    from broker.colours import colour_warnings
 
     colours = {f"topics.{topic.id}.colour": topic.colour for topic in hall.topics.values()}
     colours["hall.colour"] = hall.colour

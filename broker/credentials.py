@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import protocol as p
+from broker import protocol as p
 
 ROLES = ("server", "admin", "kiosk", "counter", "display", "web")
 _KEYS = {"hall", "role", "device", "username", "password", "ca", "broker"}

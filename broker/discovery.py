@@ -30,9 +30,9 @@ from typing import Any
 import ifaddr
 from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
-from . import __version__
-from . import protocol as p
-from .mqtt import BrokerAddress
+from broker import __version__
+from broker import protocol as p
+from broker.mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import logging
 import os
 from pathlib import Path
 
-from .embedded_amqtt import AmqttEmbedded
-from .embedded_common import EmbeddedBroker, EmbeddedBrokerError, connect_address, free_port, port_is_free
-from .private_mosquitto import PrivateMosquitto, mosquitto_binary
+from broker.embedded_amqtt import AmqttEmbedded
+from broker.embedded_common import EmbeddedBroker, EmbeddedBrokerError, connect_address, free_port, port_is_free
+from broker.private_mosquitto import PrivateMosquitto, mosquitto_binary
 
 __all__ = ["KINDS", "AmqttEmbedded", "EmbeddedBroker", "EmbeddedBrokerError", "PrivateMosquitto", "connect_address",
            "free_port", "make_embedded", "port_is_free", "start_embedded"]

@@ -13,8 +13,8 @@ import logging
 import threading
 from typing import Any
 
-from .embedded_common import EmbeddedBroker, EmbeddedBrokerError
-from .mqtt import BrokerAddress
+from broker.embedded_common import EmbeddedBroker, EmbeddedBrokerError
+from broker.mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import socket
 
-from .mqtt import BrokerAddress
+from broker.mqtt import BrokerAddress
 
 
 class EmbeddedBrokerError(RuntimeError):

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import protocol as p
-from .config import HallConfig
-from .estimate import Estimate, estimate_wait
-from .hallstate import QUEUE_PREVIEW, HallState, Ticket
-from .protocol import Err, ProtocolError
-from .routing import FORWARDED, next_source
-from .waitmodel import epoch_s
+from broker import protocol as p
+from broker.config import HallConfig
+from broker.estimate import Estimate, estimate_wait
+from broker.hallstate import QUEUE_PREVIEW, HallState, Ticket
+from broker.protocol import Err, ProtocolError
+from broker.routing import FORWARDED, next_source
+from broker.waitmodel import epoch_s
 
 MAX_NUMBER = 999  # with the default rules (numbers = "refuse"): config.Rules.max_number
 

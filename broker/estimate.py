@@ -27,10 +27,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from . import protocol as p
-from .hallstate import HallState
-from .routing import FORWARDED, next_source
-from .waitmodel import WaitModel, epoch_s
+from broker import protocol as p
+from broker.hallstate import HallState
+from broker.routing import FORWARDED, next_source
+from broker.waitmodel import WaitModel, epoch_s
 
 __all__ = ["Estimate", "WaitModel", "epoch_s", "estimate_wait", "round_wait_minutes", "simple_wait_s",
            "wait_range_minutes"]

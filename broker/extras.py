@@ -2,7 +2,7 @@
 needs another role's library says which extra to install instead of ending on an ImportError.
 
 The libraries are imported lazily, inside the code that uses them; `vuoro` catches the ModuleNotFoundError at
-the top (broker/cli.py) and turns it into one line with the command to run.
+the top (vuoro/cli.py) and turns it into one line with the command to run.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol as p
-from .config import HallConfig
-from .waitmodel import WaitModel, epoch_s
+from broker import protocol as p
+from broker.config import HallConfig
+from broker.waitmodel import WaitModel, epoch_s
 
 SERVICE_EMA_WEIGHT = 0.2
 SERVICE_MIN_S, SERVICE_MAX_S = 30.0, 7200.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from . import stats
+from broker import stats
 
 
 def _brief(tally: stats.Tally) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import runfile
-from .config import HallConfig
-from .mqtt import BrokerAddress
+from broker import runfile
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
 
 
 class BrokerNotFound(Exception):
@@ -28,7 +28,7 @@ def resolve_broker(args: argparse.Namespace, hall: HallConfig, *,
     --credentials. Raises BrokerNotFound with a plain message."""
     creds = None
     if getattr(args, "credentials", None):
-        from .credentials import CredentialsError, load_credentials
+        from broker.credentials import CredentialsError, load_credentials
 
         try:
             creds = load_credentials(args.credentials)
@@ -60,7 +60,7 @@ def resolve_broker(args: argparse.Namespace, hall: HallConfig, *,
         except ValueError as exc:
             raise BrokerNotFound(str(exc), 2) from None
     else:
-        from . import discovery
+        from broker import discovery
 
         if discover_s is None:
             discover_s = discovery.DISCOVER_S

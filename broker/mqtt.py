@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from . import protocol as p
+from broker import protocol as p
 
 log = logging.getLogger(__name__)
 

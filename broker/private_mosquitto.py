@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from .children import spawn
-from .embedded_common import EmbeddedBroker, EmbeddedBrokerError, port_is_free
-from .mqtt import BrokerAddress
+from broker.children import spawn
+from broker.embedded_common import EmbeddedBroker, EmbeddedBrokerError, port_is_free
+from broker.mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
 broker_log = logging.getLogger("broker.mosquitto")

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The payload format (broker/wire.py), re-exported: the protocol stays every caller's one import.
-from .wire import COMMAND_ID_MAX as COMMAND_ID_MAX
-from .wire import FLOAT_CHARS_MAX as FLOAT_CHARS_MAX
-from .wire import INT_DIGITS_MAX as INT_DIGITS_MAX
-from .wire import JSON_DEPTH_MAX as JSON_DEPTH_MAX
-from .wire import VERSION as VERSION
-from .wire import Err as Err
-from .wire import ProtocolError as ProtocolError
-from .wire import decode_object as decode_object
-from .wire import encode as encode
-from .wire import json_kind, shown
-from .wire import readable_id as readable_id
+from broker.wire import COMMAND_ID_MAX as COMMAND_ID_MAX
+from broker.wire import FLOAT_CHARS_MAX as FLOAT_CHARS_MAX
+from broker.wire import INT_DIGITS_MAX as INT_DIGITS_MAX
+from broker.wire import JSON_DEPTH_MAX as JSON_DEPTH_MAX
+from broker.wire import VERSION as VERSION
+from broker.wire import Err as Err
+from broker.wire import ProtocolError as ProtocolError
+from broker.wire import decode_object as decode_object
+from broker.wire import encode as encode
+from broker.wire import json_kind, shown
+from broker.wire import readable_id as readable_id
 
 ROOT = "vuoro"
 

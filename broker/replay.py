@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from . import protocol as p
-from .store import Store
+from broker import protocol as p
+from broker.store import Store
 
 PAGES_PER_S, BURST = 5.0, 20  # replay pages a device may ask for: a catch-up never starves the hall
 PAGE_BYTES = 256 * 1024  # events in one replay answer, at most (and at most protocol.REPLAY_PAGE_MAX)

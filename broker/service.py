@@ -20,16 +20,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from . import protocol as p
-from .batch import Answer, Batch, Clock, Handling, Stats, storage_code, storage_reply
-from .config import HallConfig
-from .engine import Engine
-from .live_stats import live_figures
-from .mqtt import BrokerAddress, Delivery, MqttLink
-from .replay import ReplayDesk
-from .stats import Collector, day_rows
-from .store import CommandRecord, StorageFault, Store, StoreError
+from broker import __version__
+from broker import protocol as p
+from broker.batch import Answer, Batch, Clock, Handling, Stats, storage_code, storage_reply
+from broker.config import HallConfig
+from broker.engine import Engine
+from broker.live_stats import live_figures
+from broker.mqtt import BrokerAddress, Delivery, MqttLink
+from broker.replay import ReplayDesk
+from broker.stats import Collector, day_rows
+from broker.store import CommandRecord, StorageFault, Store, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from . import protocol as p
-from .config import HallConfig
+from broker import protocol as p
+from broker.config import HallConfig
 
 Key = tuple[str, str, str, int]  # (day, topic, counter, hour); "" where a dimension does not apply
 DAY_END = "day_end"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import protocol as p
+from broker import protocol as p
 
 SCHEMA_VERSION = 1
 # How long a write waits for another program's write lock (SQLite's busy timeout). The server is the log's only

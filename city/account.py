@@ -1,5 +1,5 @@
 """A city account's file (the collector's, the overview's, Home Assistant's on the central broker), written by
-`vuoro provision --bridge` (broker/bridge.py) and read here:
+`vuoro provision --bridge` (ops/bridge.py) and read here:
 
     username = "city/collector"
     password = "..."

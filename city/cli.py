@@ -45,13 +45,13 @@ def offline(args: argparse.Namespace) -> bool:
 def central_address(args: argparse.Namespace, address: BrokerAddress) -> BrokerAddress:
     if not args.account:
         return address
-    from .account import load_account
+    from city.account import load_account
 
     return load_account(args.account).address(address)
 
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
-    from .account import AccountError
+    from city.account import AccountError
 
     if not args.db:
         print("vuoro collect: give --db postgresql://USER@HOST/DATABASE (or $VUORO_CITY_DB)", file=sys.stderr)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
     except ModuleNotFoundError:
         print("vuoro collect: needs the city extra: pip install 'vuoro[city]'", file=sys.stderr)
         return 2
-    from .collector import Collector
+    from city.collector import Collector
 
     try:
         central = central_address(args, address)
@@ -77,11 +77,11 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
     signal.signal(signal.SIGTERM, ask_stop)
     signal.signal(signal.SIGINT, ask_stop)
     if args.homeassistant:
-        from .homeassistant import Discovery
+        from city.homeassistant import Discovery
 
         Discovery(collector).attach()
     if args.metrics:
-        from .metrics import serve_metrics
+        from city.metrics import serve_metrics
 
         host, _, port = args.metrics.rpartition(":")
         serve_metrics(collector, host or "127.0.0.1", int(port))

@@ -1,7 +1,7 @@
 """`vuoro collect`: every hall's events from the central broker into the city's PostgreSQL, exactly once by
 (hall, seq), and complete after any outage.
 
-Live events come over the halls' bridges (broker/bridge.py) and go into the database in batches. What the
+Live events come over the halls' bridges (ops/bridge.py) and go into the database in batches. What the
 bridge did not carry (the bridge, the centre or the collector was down, or a message was lost) is asked of
 the hall server itself with the `replay` command on `vuoro/<hall>/cmd/admin/<collector>`, which the hall's
 bridge carries in for this one account, and whose answer, pages of the hall's own log, comes back on
@@ -25,9 +25,8 @@ from typing import Any
 
 from broker import protocol as p
 from broker.mqtt import BrokerAddress, MqttLink
-
-from .live import CityState
-from .pgstore import CityStore, Row, row_of
+from city.live import CityState
+from city.pgstore import CityStore, Row, row_of
 
 log = logging.getLogger(__name__)
 

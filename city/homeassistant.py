@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker import protocol as p
-from broker.bridge import HA_PREFIX
-
-from .live import Hall
+from city.live import Hall
+from ops.bridge import HA_PREFIX
 
 ORIGIN = {"name": "Vuoro", "support_url": "https://github.com/vuoro/vuoro"}
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")

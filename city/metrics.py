@@ -15,8 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector as _Collector
 
 from broker import protocol as p
-
-from .live import CityState
+from city.live import CityState
 
 PAPER_STATES = ("paper_near_end", "paper_out")
 

@@ -26,9 +26,8 @@ from aiohttp import web
 
 from broker import protocol as p
 from broker.mqtt import BrokerAddress, MqttLink
-from broker.provision import verify_password
-
-from .live import CityState
+from city.live import CityState
+from ops.provision import verify_password
 
 log = logging.getLogger(__name__)
 STREAMS_MAX = 200  # open live pages at once
@@ -159,7 +158,7 @@ def make_app(feed: Feed, staff: Staff) -> web.Application:
 async def _metrics(feed: Feed) -> web.Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from .metrics import registry_for
+    from city.metrics import registry_for
 
     body = generate_latest(registry_for(feed.snapshot))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

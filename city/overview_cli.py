@@ -30,7 +30,7 @@ def offline(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
-    from .account import AccountError, load_account
+    from city.account import AccountError, load_account
 
     if not args.staff:
         print("vuoro overview: give --staff FILE (mosquitto_passwd -c FILE NAME): the page is for staff only",
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
     except (AccountError, OSError, ValueError) as exc:
         print(f"vuoro overview: {exc}", file=sys.stderr)
         return 2
-    from .overview import serve
+    from city.overview import serve
 
     return serve(central, staff, host or "127.0.0.1", port_number, version=args.mqtt_version)
 

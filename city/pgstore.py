@@ -1,5 +1,5 @@
 """The city's PostgreSQL: every hall's events exactly once by (hall, seq), written in batches, and read back
-for the city report (the same `days / events_between / daily_rows` that broker/report.py reads a hall's
+for the city report (the same `days / events_between / daily_rows` that analytics/report.py reads a hall's
 SQLite log through: stats.EventSource).
 
 A batch goes in with COPY into a temporary table and one INSERT ... ON CONFLICT DO NOTHING: an event that
@@ -19,8 +19,7 @@ from typing import Any
 import psycopg
 
 from broker import protocol as p
-
-from .migrate import migrate
+from city.migrate import migrate
 
 CONNECT_TIMEOUT_S = 10
 
@@ -126,7 +125,7 @@ class CityStore:
 
 
 class HallEvents:
-    """One hall's events in the city database, read as broker/report.py reads a hall's own log
+    """One hall's events in the city database, read as analytics/report.py reads a hall's own log
     (stats.EventSource). The centre keeps every event, so there are no purged days' figures."""
 
     def __init__(self, store: CityStore, hall: str) -> None:

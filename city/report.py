@@ -1,5 +1,5 @@
 """The city report: `vuoro report --db postgresql://...` reads every hall's events from the city database and
-gives each hall the same figures, CSV files and charts as `vuoro report` gives one hall (broker/report.py, fed
+gives each hall the same figures, CSV files and charts as `vuoro report` gives one hall (analytics/report.py, fed
 through pgstore.HallEvents, which reads like a hall's own log), and the halls side by side: one table
 (city.csv), one chart (halls.png) and one page (index.html) linking to each hall's own report.
 
@@ -20,7 +20,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from broker import report, stats
+from analytics import report
+from broker import stats
 from broker.config import ConfigError, HallConfig, load_hall
 
 # (column, figure of stats.Tally.figures, how it is written): what a city compares its halls by
@@ -58,7 +59,7 @@ def hall_configs(halls: Iterable[str], template: HallConfig, halls_dir: str | Pa
 def read_city(dsn: str, template: HallConfig, first: date, last: date, *, only: Sequence[str] = (),
               halls_dir: str | Path | None = None) -> dict[str, report.Figures]:
     """Every hall's figures from `first` to `last` (or only the halls named), in hall order."""
-    from .pgstore import CityStore
+    from city.pgstore import CityStore
 
     store = CityStore(dsn, migrate_schema=False)
     try:
@@ -149,7 +150,7 @@ def write_city_report(figures: Mapping[str, report.Figures], out: Path, first: d
 
 
 def run(args: argparse.Namespace, hall: HallConfig) -> int:
-    """`vuoro report --db postgresql://...`: what broker/report_cli.py hands over when --db is the city's."""
+    """`vuoro report --db postgresql://...`: what analytics/report_cli.py hands over when --db is the city's."""
     today = datetime.now(hall.tz).date()
     last = getattr(args, "last", None) or today
     first = getattr(args, "first", None) or last - timedelta(days=6)

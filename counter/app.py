@@ -9,7 +9,7 @@ when something arrives from the hall server, so an idle panel costs next to no C
 Keys: a USB number pad drives everything (Enter next, + recall, - no-show, 1 done, 2 handed on,
 3 forward, 7 pause, 8 open, 9 close; in a dialog the digits choose, Enter confirms, Esc or . cancels).
 
-Kivy must be configured (kiosk.kivy_env.configure_kivy) before this module is imported.
+Kivy must be configured (ui.kivy_env.configure_kivy) before this module is imported.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.widget import Widget
 
-from kiosk.kivy_env import flush_each_frame, freeze_start_up, release_memory
-
-from .controller import CounterController
-from .dialog_view import DialogView
-from .keys import key_name
-from .model_types import ConfirmForward, Input, Key, Panel
-from .widgets import Box, Drawer, PressButton, Theme
+from counter.controller import CounterController
+from counter.dialog_view import DialogView
+from counter.keys import key_name
+from counter.model_types import ConfirmForward, Input, Key, Panel
+from counter.widgets import Box, Drawer, PressButton, Theme
+from ui.kivy_env import flush_each_frame, freeze_start_up, release_memory
 
 ALERT_ROWS = 3  # alert strips shown at once; more are counted on the last one
 SWITCH_INTERVAL_S = 0.0005

@@ -1,8 +1,8 @@
 """`vuoro counter`: run a counter panel window, or write a snapshot of it.
 
-Kept out of broker/cli.py so that `vuoro server` never imports Kivy, and so that Kivy is configured
+Kept out of vuoro/cli.py so that `vuoro server` never imports Kivy, and so that Kivy is configured
 (window size, full screen, no argument parsing of its own) before anything imports it. The same actions
-from a terminal are `vuoro call COUNTER ACTION` (broker/cli_actions.py); both send them with
+from a terminal are `vuoro call COUNTER ACTION` (vuoro/cli_actions.py); both send them with
 HallClient.request.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-from kiosk.kivy_env import configure_kivy, headless, snapshot_when_synced
+from ui.kivy_env import configure_kivy, headless, snapshot_when_synced
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The panel's own options (the common --hall, --broker... are added by broker/cli.py)."""
+    """The panel's own options (the common --hall, --broker... are added by vuoro/cli.py)."""
     parser.add_argument("--id", default="1", help="the counter's id in the hall config (default 1)")
     parser.add_argument("--lang", help="the staff's language (default: the hall's main language)")
     parser.add_argument("--windowed", action="store_true", help="a window instead of full screen (development)")
@@ -42,10 +42,10 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
     except ValueError:
         print(f"vuoro counter: --size {args.size!r} must look like 1280x800", file=sys.stderr)
         return 2
-    from .controller import CounterController
+    from counter.controller import CounterController
 
     controller = CounterController(hall, address, args.id, lang=args.lang, mqtt_version=args.mqtt_version)
-    from .app import CounterApp
+    from counter.app import CounterApp
 
     app = CounterApp(controller)
     app.title = f"Vuoro · {hall.counters[args.id].name.get(controller.model.lang, args.id)}"

@@ -11,7 +11,7 @@ the panel. So, as in the kiosk:
 - the worker sends each command with `HallClient.request`, the very call `vuoro call` makes, so the
   panel and the command line share one client path (same id on every re-send, same timeouts).
 
-The inbox, the wake-up and the worker are the devices' shared scaffolding (kiosk/device_loop.py).
+The inbox, the wake-up and the worker are the devices' shared scaffolding (ui/device_loop.py).
 Tests drive it without a window: call `pump()` from the test thread, as the UI would.
 """
 
@@ -27,10 +27,8 @@ from broker import protocol as p
 from broker.client import CommandError, HallClient, ServerUnavailable
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-from kiosk.device_loop import LEVELS, Clock, DeviceLoop, Worker, keep_latest
-
-from .model import CounterModel
-from .model_types import (
+from counter.model import CounterModel
+from counter.model_types import (
     Alert,
     CounterSettings,
     DeviceMessage,
@@ -46,6 +44,7 @@ from .model_types import (
     Tick,
     TimedOut,
 )
+from ui.device_loop import LEVELS, Clock, DeviceLoop, Worker, keep_latest
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The forward dialog's note field is a real TextInput; it is kept (not rebuilt) wh
 moved into the new card when the dialog is redrawn (another target chosen), so no typed word is lost.
 Number-pad digits choose an item, Enter confirms, Esc cancels (counter/model.py).
 
-Kivy must be configured (kiosk.kivy_env.configure_kivy) before this module is imported.
+Kivy must be configured (ui.kivy_env.configure_kivy) before this module is imported.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.textinput import TextInput
 from kivy.uix.widget import Widget
 
-from kiosk.kivy_env import FONT
-
-from .model_types import Dialog, DialogItem, Msg, SetNote
-from .widgets import Box, Drawer, PressButton, fill_label, line, rgba
+from counter.model_types import Dialog, DialogItem, Msg, SetNote
+from counter.widgets import Box, Drawer, PressButton, fill_label, line, rgba
+from ui.kivy_env import FONT
 
 
 class Backdrop(FloatLayout):

@@ -30,12 +30,11 @@ from typing import Any
 
 from broker import protocol as p
 from broker.config import HallConfig
-
-from .model_hall import ORIGINS_KEPT as ORIGINS_KEPT  # re-exported: the model's own figure
-from .model_hall import HallListener
-from .model_keys import key_action
-from .model_panel import build_panel, refusal_text, success_text
-from .model_state import (
+from counter.model_hall import ORIGINS_KEPT as ORIGINS_KEPT  # re-exported: the model's own figure
+from counter.model_hall import HallListener
+from counter.model_keys import key_action
+from counter.model_panel import build_panel, refusal_text, success_text
+from counter.model_state import (
     CounterInfo,
     ForwardDialog,
     Incoming,
@@ -45,7 +44,7 @@ from .model_state import (
     World,
     as_int,
 )
-from .model_types import (
+from counter.model_types import (
     CONNECTING,
     FORWARD_TO_COUNTER,
     FORWARD_TO_TOPIC,
@@ -471,5 +470,5 @@ class CounterModel(HallListener):
         return None if called is None else max(0, int((self.now - called).total_seconds()))
 
     def panel(self) -> Panel:
-        """What to draw now, as plain data (texts are message ids; kiosk.i18n renders them)."""
+        """What to draw now, as plain data (texts are message ids; ui.i18n renders them)."""
         return build_panel(self)

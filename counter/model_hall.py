@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker import protocol as p
-
-from .model_state import CounterInfo, DeviceInfo, Incoming, QueueInfo, World, as_int, as_str, device_problem
-from .model_types import Alert, DeviceMessage, Effect, EventMessage, StateMessage
+from counter.model_state import CounterInfo, DeviceInfo, Incoming, QueueInfo, World, as_int, as_str, device_problem
+from counter.model_types import Alert, DeviceMessage, Effect, EventMessage, StateMessage
 
 ORIGINS_KEPT = 64  # who forwarded the recent visitors, to name them while they are served here
 

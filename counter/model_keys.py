@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .model_state import ForwardDialog, SimpleDialog
-from .model_types import (
+from counter.model_state import ForwardDialog, SimpleDialog
+from counter.model_types import (
     PAUSE_REASONS,
     Cancel,
     ChooseTarget,

@@ -15,10 +15,9 @@ from typing import Any, Protocol
 
 from broker import protocol as p
 from broker.config import Counter, HallConfig
-
-from .model_keys import DIGITS, KEY_LABELS
-from .model_state import ForwardDialog, Incoming, Notice, Pending, SimpleDialog, World, device_problem
-from .model_types import (
+from counter.model_keys import DIGITS, KEY_LABELS
+from counter.model_state import ForwardDialog, Incoming, Notice, Pending, SimpleDialog, World, device_problem
+from counter.model_types import (
     FORWARD_TO_COUNTER,
     FORWARD_TO_TOPIC,
     NO_SERVER,

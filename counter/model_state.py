@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from broker import protocol as p
-
-from .model_types import FORWARD_TO_COUNTER, AlertView, SendCommand
+from counter.model_types import FORWARD_TO_COUNTER, AlertView, SendCommand
 
 
 @dataclass(frozen=True)

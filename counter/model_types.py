@@ -14,26 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from broker import protocol as p
+from ui.messages import Msg as Msg  # the one message type of every pure model (ui/messages.py)
+from ui.messages import Text as Text
+from ui.messages import msg as msg
 
 # ---------------------------------------------------------------- texts
-
-
-@dataclass(frozen=True)
-class Msg:
-    """A visible text as a catalogue message id (counter.po); kiosk.i18n.render turns it into words."""
-
-    id: str
-    params: tuple[tuple[str, str | int | Msg], ...] = ()  # a Msg parameter is rendered in the same language
-    n: int | None = None
-    lang: str | None = None
-
-
-def msg(msgid: str, n: int | None = None, **params: str | int | Msg) -> Msg:
-    return Msg(msgid, tuple(sorted(params.items())), n)
-
-
-Text = Msg | str
-"""A line on the panel: a catalogue message, or a hall-config string already in the staff's language."""
 
 # Every message id of counter.po: the i18n tests check each catalogue against it.
 MESSAGE_IDS = frozenset({

@@ -1,7 +1,7 @@
 """The panel's texts as words: catalogue messages (counter.po) rendered in the staff's language.
 
 No Kivy here, so the tests can read a whole panel as text without a window. Message ids live in
-`assets/locale/<lang>/LC_MESSAGES/counter.po`, merged by kiosk.i18n with the kiosk's own catalogue.
+`assets/locale/<lang>/LC_MESSAGES/counter.po`, merged by ui.i18n with the kiosk's own catalogue.
 """
 
 from __future__ import annotations
@@ -10,17 +10,13 @@ from functools import cache
 
 from babel import Locale, UnknownLocaleError
 
-from kiosk import i18n
-
-from .model_types import Msg, Panel, Text, msg
+from counter.model_types import Msg, Panel, Text, msg
+from ui import i18n
 
 
 def render(item: Text, lang: str) -> str:
     """One text in the staff's language; a message given as another message's parameter is rendered first."""
-    if isinstance(item, str):
-        return item
-    params = {key: render(value, lang) if isinstance(value, Msg) else value for key, value in item.params}
-    return i18n.translator(item.lang or lang)(item.id, n=item.n, **params)
+    return i18n.render(item, lang)
 
 
 @cache

@@ -4,7 +4,7 @@ Each drawer fills one box from one section of the frozen Panel, so the window ca
 section that changed (a queue count, a new visitor) and leave the rest of its textures alone. No flow
 logic here: a button only carries the model input it stands for.
 
-Kivy must be configured (kiosk.kivy_env.configure_kivy) before this module is imported.
+Kivy must be configured (ui.kivy_env.configure_kivy) before this module is imported.
 """
 
 from __future__ import annotations
@@ -18,11 +18,22 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from kiosk.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
-from kiosk.kivy_text import FitLabel
-
-from .model_types import ActionView, AlertView, Current, ForwardedRow, Header, Input, Msg, Next, QueueRow, Text, msg
-from .texts import clock, language_line, render
+from counter.model_types import (
+    ActionView,
+    AlertView,
+    Current,
+    ForwardedRow,
+    Header,
+    Input,
+    Msg,
+    Next,
+    QueueRow,
+    Text,
+    msg,
+)
+from counter.texts import clock, language_line, render
+from ui.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
+from ui.kivy_text import FitLabel
 
 Press = Callable[[Input], None]
 

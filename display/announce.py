@@ -43,10 +43,9 @@ from typing import Protocol
 
 from broker import protocol as p
 from broker.config import HallConfig
-from kiosk import i18n
-
-from .audio import RATE, Pcm, concat, load_chime, read_wav, resample, silence, wav_bytes, write_wav
-from .model import Announce
+from display.audio import RATE, Pcm, concat, load_chime, read_wav, resample, silence, wav_bytes, write_wav
+from display.model import Announce
+from ui import i18n
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,9 @@ from kivy.graphics import Color, InstructionGroup, Rectangle
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 
-from kiosk.kivy_env import flush_each_frame
-
-from .board import CALLS, Board, msg
-from .controller import DisplayController
-from .widgets import (
+from display.board import CALLS, Board, msg
+from display.controller import DisplayController
+from display.widgets import (
     BACKGROUND,
     HeaderBar,
     HeroPanel,
@@ -42,6 +40,7 @@ from .widgets import (
     rgba,
     say,
 )
+from ui.kivy_env import flush_each_frame
 
 
 class BoardView(FloatLayout):

@@ -3,7 +3,7 @@
 The Board is split into parts (header, hero, current calls, history, queues) so that the window can
 compare each part with the one on screen and rebuild only what changed: a new call touches the hero
 and the lists, a language rotation touches the words, the minute touches the clock and nothing else.
-Texts are either catalogue messages (Msg: rendered by kiosk.i18n in the board's language) or strings
+Texts are either catalogue messages (Msg: rendered by ui.i18n in the board's language) or strings
 taken from the hall config, already in the right language.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from kiosk.messages import Msg as Msg  # the message types live in kiosk/messages.py (shared with the other apps)
-from kiosk.messages import Param as Param
-from kiosk.messages import Text as Text
-from kiosk.messages import msg as msg
+from ui.messages import Msg as Msg  # the message types live in ui/messages.py (shared with the other apps)
+from ui.messages import Param as Param
+from ui.messages import Text as Text
+from ui.messages import msg as msg
 
 # Board modes: what the window switches on.
 STARTING = "starting"  # never synced with the hall server yet

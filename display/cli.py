@@ -1,6 +1,6 @@
 """`vuoro display`: run a hall display full screen, or write a snapshot of its board and exit.
 
-Kept out of broker/cli.py so that `vuoro server` never imports Kivy, and so that Kivy is configured
+Kept out of vuoro/cli.py so that `vuoro server` never imports Kivy, and so that Kivy is configured
 (window size, full screen, the sleeping event loop) before anything imports it.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-from kiosk.kivy_env import EXIT_NO_SERVER, SNAPSHOT_SETTLE_S, SNAPSHOT_SYNC_S
+from ui.kivy_env import EXIT_NO_SERVER, SNAPSHOT_SETTLE_S, SNAPSHOT_SYNC_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The display's own options (the common --hall, --broker... are added by broker/cli.py)."""
+    """The display's own options (the common --hall, --broker... are added by vuoro/cli.py)."""
     parser.add_argument("--id", help="which display of the hall config this is (default: the first one)")
     parser.add_argument("--windowed", action="store_true", help="a window instead of full screen (development)")
     parser.add_argument("--size", default="1920x1080", help="window size WxH with --windowed or --snapshot")
@@ -39,13 +39,12 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
               f"({', '.join(hall.languages)})", file=sys.stderr)
         return 2
     snapshot = args.snapshot is not None
-    from kiosk.kivy_env import headless
-
-    from .window import configure
+    from display.window import configure
+    from ui.kivy_env import headless
 
     configure(windowed=args.windowed or snapshot, size=args.size, headless=snapshot and headless())
-    from .app import DisplayApp, KivyPlayer
-    from .controller import DisplayController
+    from display.app import DisplayApp, KivyPlayer
+    from display.controller import DisplayController
 
     controller = DisplayController(hall, address, display_id, player=None if snapshot else KivyPlayer(),
                                    announce=False if (args.mute or snapshot) else None,

@@ -9,7 +9,7 @@ paho's thread and announcements are generated on the announcer's worker. So:
   announcer start its next announcement;
 - `board()` gives the Board to draw, the same object while nothing visible changed.
 
-The inbox and the wake-up are the devices' shared scaffolding (kiosk/device_loop.py).
+The inbox and the wake-up are the devices' shared scaffolding (ui/device_loop.py).
 Tests drive it without a window: call `pump()` from the test thread, as the UI would.
 """
 
@@ -26,11 +26,10 @@ from broker import protocol as p
 from broker.client import HallClient
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-from kiosk.device_loop import Clock, DeviceLoop
-
-from .announce import Announcer, Espeak, Player, Speech
-from .board import Board
-from .model import Announce, DisplayModel, EventIn, Input, LinkIn, ServerIn, StateIn
+from display.announce import Announcer, Espeak, Player, Speech
+from display.board import Board
+from display.model import Announce, DisplayModel, EventIn, Input, LinkIn, ServerIn, StateIn
+from ui.device_loop import Clock, DeviceLoop
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,7 @@ from typing import Any
 
 from broker import protocol as p
 from broker.config import Counter, Display, HallConfig
-
-from .board import (
+from display.board import (
     CALLS,
     CLOSED,
     STARTING,

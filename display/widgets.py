@@ -18,12 +18,11 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from kiosk import i18n
-from kiosk.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
-from kiosk.kivy_text import FitLabel, align
-
-from . import arrow
-from .board import CallView, Header, Labels, Notice, QueueView, Text, msg
+from display import arrow
+from display.board import CallView, Header, Labels, Notice, QueueView, Text, msg
+from ui import i18n
+from ui.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
+from ui.kivy_text import FitLabel, align
 
 BACKGROUND, PANEL, TEXT, MUTED, HIGHLIGHT = "#0b1622", "#14233a", "#ffffff", "#a9bbcf", "#ffd23f"
 NONE: RGBA = (0.0, 0.0, 0.0, 0.0)

@@ -1,4 +1,4 @@
-"""Kivy set-up of the hall display: the kiosk's (kiosk.kivy_env), plus an event loop that sleeps when idle.
+"""Kivy set-up of the hall display: the kiosk's (ui.kivy_env), plus an event loop that sleeps when idle.
 
 Why: Kivy's loop wakes `maxfps` (60) times a second even when nothing changes: ~2.5 % of a core on
 this machine for an empty window, and the display stands idle nearly all day (displays that poll
@@ -18,7 +18,7 @@ Call `configure` before anything imports Kivy.
 
 from __future__ import annotations
 
-from kiosk.kivy_env import configure_kivy
+from ui.kivy_env import configure_kivy
 
 IDLE_WAKE_HZ = 1  # the loop looks at SDL's window events at least this often when nothing is scheduled
 TIMER_RESOLUTION_S = 1 / 180  # Kivy's own at 60 fps: a timer fires at most this early

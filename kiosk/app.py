@@ -5,7 +5,7 @@ window; this module only turns a frozen Screen into widgets. It redraws only whe
 from the one on display, and its clock runs at 1 Hz (plus a wake-up when a reply or a status arrives
 from another thread), so an idle kiosk costs next to no CPU.
 
-Kivy must be configured (kiosk.kivy_env.configure_kivy) before this module is imported.
+Kivy must be configured (ui.kivy_env.configure_kivy) before this module is imported.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from . import i18n
-from .controller import KioskController
-from .kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, flush_each_frame, freeze_start_up, release_memory, rgba
-from .kivy_text import FitLabel, measure
-from .model_types import Button, Msg, Screen, Text, Touch
-from .reach import REACH_TOP
-from .text_fit import wrap
-from .text_shaping import is_rtl_language
+from kiosk.controller import KioskController
+from kiosk.model_types import Button, Msg, Screen, Text, Touch
+from kiosk.reach import REACH_TOP
+from ui import i18n
+from ui.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, flush_each_frame, freeze_start_up, release_memory, rgba
+from ui.kivy_text import FitLabel, measure
+from ui.text_fit import wrap
+from ui.text_shaping import is_rtl_language
 
 LARGE_TEXT = 1.3  # the accessible mode's text against the normal mode's: WCAG's large text, and never smaller
 

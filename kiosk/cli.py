@@ -1,6 +1,6 @@
 """`vuoro kiosk`: run the kiosk window, write a snapshot of it, or test-print on a printer.
 
-Kept out of broker/cli.py so that `vuoro server` never imports Kivy, and so that Kivy is configured
+Kept out of vuoro/cli.py so that `vuoro server` never imports Kivy, and so that Kivy is configured
 (window size, full screen, no argument parsing of its own) before anything imports it.
 """
 
@@ -14,14 +14,13 @@ from typing import Any
 
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-
-from .kivy_env import configure_kivy, headless, snapshot_when_synced
+from ui.kivy_env import configure_kivy, headless, snapshot_when_synced
 
 DEFAULT_PRINTER = "preview://var/tickets"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The kiosk's own options (the common --hall, --broker... are added by broker/cli.py)."""
+    """The kiosk's own options (the common --hall, --broker... are added by vuoro/cli.py)."""
     parser.add_argument("--id", default="K1", help="this kiosk's device id (default K1)")
     parser.add_argument("--printer", default=os.environ.get("VUORO_PRINTER"),
                         help="usb://, serial://, tcp://, file:// or preview://DIR (default: this kiosk's printer "
@@ -48,8 +47,8 @@ def printer_uri(args: argparse.Namespace, hall: HallConfig) -> str:
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
     args.printer = printer_uri(args, hall)
-    from .png_render import ShapingMissing, check_shaping
-    from .text_shaping import is_rtl_language
+    from kiosk.png_render import ShapingMissing, check_shaping
+    from ui.text_shaping import is_rtl_language
 
     try:  # a hall that speaks Arabic must not print it as loose letters: say so and do not start
         check_shaping(any(is_rtl_language(lang) for lang in hall.languages))
@@ -61,14 +60,14 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
     snapshot = args.snapshot is not None
     configure_kivy(windowed=args.windowed or snapshot, size=args.size,
                    headless=snapshot and headless())
-    from .controller import KioskController
+    from kiosk.controller import KioskController
 
     try:
         controller = KioskController(hall, address, args.id, args.printer, mqtt_version=args.mqtt_version)
     except ValueError as exc:
         print(f"vuoro kiosk: {exc}", file=sys.stderr)
         return 2
-    from .app import KioskApp
+    from kiosk.app import KioskApp
 
     app = KioskApp(controller)
     result: dict[str, Any] = {"code": 0}
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
 
 
 def _schedule_snapshot(app: Any, path: Path, lang: str | None, result: dict[str, Any]) -> None:
-    from .model_types import ChooseLanguage
+    from kiosk.model_types import ChooseLanguage
 
     def step() -> bool:
         app.controller.pump()
@@ -99,9 +98,9 @@ def test_print(hall: HallConfig, printer_uri: str, lang: str | None) -> int:
     """Print a sample ticket through the real layout and say what the printer reports (0 printed, 1 not)."""
     from datetime import datetime
 
-    from . import i18n
-    from .printer import Printer, PrinterError
-    from .ticket import build_ticket
+    from kiosk.printer import Printer, PrinterError
+    from kiosk.ticket import build_ticket
+    from ui import i18n
 
     lang = hall.language(lang)
     topic = next(iter(hall.topics.values()))

@@ -9,7 +9,7 @@ printing or waiting for the server must never freeze the screen. So:
   into the model and to hand the model's effects to a worker thread;
 - the worker thread does the slow things (an issue request, printing) and posts their outcome back.
 
-The inbox, the wake-up and the worker are the devices' shared scaffolding (kiosk/device_loop.py).
+The inbox, the wake-up and the worker are the devices' shared scaffolding (ui/device_loop.py).
 Tests drive it without a window: call `pump()` from the test thread, as the UI would.
 """
 
@@ -25,11 +25,8 @@ from broker import protocol as p
 from broker.client import CommandError, HallClient, ServerUnavailable
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-
-from . import i18n
-from .device_loop import LEVELS, Clock, DeviceLoop, Worker, keep_latest
-from .model import KioskModel
-from .model_types import (
+from kiosk.model import KioskModel
+from kiosk.model_types import (
     Alert,
     Effect,
     HallState,
@@ -46,9 +43,11 @@ from .model_types import (
     ServerStatus,
     Tick,
 )
-from .printer import PaperOut, Printer, PrinterError, StatusMonitor
-from .printer import PrinterStatus as DeviceStatus
-from .ticket import build_ticket
+from kiosk.printer import PaperOut, Printer, PrinterError, StatusMonitor
+from kiosk.printer import PrinterStatus as DeviceStatus
+from kiosk.ticket import build_ticket
+from ui import i18n
+from ui.device_loop import LEVELS, Clock, DeviceLoop, Worker, keep_latest
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,8 @@ from datetime import datetime, timedelta
 
 from broker import protocol as p
 from broker.config import HallConfig
-
-from .model_screen import PRINTER_DOWN, build_screen
-from .model_types import (
+from kiosk.model_screen import PRINTER_DOWN, build_screen
+from kiosk.model_types import (
     CLOSED,
     ISSUING,
     OUT_OF_SERVICE,
@@ -420,7 +419,7 @@ class KioskModel:
     # ------------------------------------------------------------ screen
 
     def screen(self) -> Screen:
-        """What to draw now, as plain data; texts are message ids (kiosk.i18n renders them)."""
+        """What to draw now, as plain data; texts are message ids (ui.i18n renders them)."""
         return build_screen(self)
 
     def countdown_s(self) -> int | None:

@@ -1,7 +1,7 @@
 """The kiosk model's state drawn as a Screen: which texts, buttons and flags each screen shows.
 
 Apart from the state machine (kiosk/model.py) because it only reads the state: no transition
-happens here. Texts are message ids (kiosk.i18n renders them) or hall-config strings already in
+happens here. Texts are message ids (ui.i18n renders them) or hall-config strings already in
 the visitor's language; a button carries the input the UI feeds back when it is pressed.
 It reads the model through the `KioskModel` protocol below and never imports kiosk/model.py.
 """
@@ -14,8 +14,7 @@ from typing import Protocol
 
 from broker import protocol as p
 from broker.config import HallConfig
-
-from .model_types import (
+from kiosk.model_types import (
     CLOSED,
     ISSUING,
     OUT_OF_SERVICE,

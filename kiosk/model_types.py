@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from broker.config import HallConfig
-
-from .messages import Msg as Msg  # the message types live in kiosk/messages.py (shared with the other apps)
-from .messages import Param as Param
-from .messages import Text as Text
-from .messages import msg as msg
-from .ticket import round_wait_minutes, wait_range_minutes
+from kiosk.ticket import round_wait_minutes, wait_range_minutes
+from ui.messages import Msg as Msg  # the message types live in ui/messages.py (shared with the other apps)
+from ui.messages import Param as Param
+from ui.messages import Text as Text
+from ui.messages import msg as msg
 
 # Screen names: what the UI switches on.
 START = "start"  # choose a language; accessibility toggle

@@ -44,7 +44,7 @@ def load_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
     """DejaVu Sans from assets/fonts (shipped) or Debian's fonts-dejavu-core; cached, fonts load slowly.
 
     Laid out by libraqm only when it is what shapes (shaping_engine): text already put into visual order by
-    kiosk.text_shaping must not be reordered a second time."""
+    ui.text_shaping must not be reordered a second time."""
     return _font(size, bold, shaping_engine() == "raqm")
 
 
@@ -65,11 +65,11 @@ class ShapingMissing(RuntimeError):
 @lru_cache(maxsize=1)
 def shaping_engine() -> str:
     """How right-to-left lines are shaped here: "raqm" (Pillow's own, with FriBiDi and HarfBuzz), "reshaper"
-    (kiosk.text_shaping before drawing), or "" when neither is installed. Logged once, loudly when "" ."""
+    (ui.text_shaping before drawing), or "" when neither is installed. Logged once, loudly when "" ."""
     if features.check("raqm"):
         return "raqm"
     try:
-        from kiosk import text_shaping  # noqa: F401  python-bidi and arabic-reshaper
+        from ui import text_shaping  # noqa: F401  python-bidi and arabic-reshaper
     except ImportError:
         log.error("tickets cannot shape Arabic or other right-to-left text: Pillow has no libraqm and "
                   "python-bidi + arabic-reshaper are not installed (pip install 'vuoro[kiosk]'); such lines "
@@ -90,14 +90,14 @@ def shaped(text: str) -> tuple[str, bool]:
     """A line as Pillow should be given it, and whether it reads right to left.
 
     With libraqm Pillow shapes and reorders by itself (it gets logical order); without it the line is put
-    into visual order with joined forms first (kiosk.text_shaping). Latin text passes through untouched.
+    into visual order with joined forms first (ui.text_shaping). Latin text passes through untouched.
     """
     if not any(unicodedata.bidirectional(char) in ("R", "AL") for char in text):
         return text, False
     engine = shaping_engine()
     if not engine:
         return text, True  # said loudly once (shaping_engine); check_shaping keeps such a kiosk from starting
-    from kiosk.text_shaping import base_direction, visual_line
+    from ui.text_shaping import base_direction, visual_line
 
     rtl = base_direction(text) == "rtl"
     return (text if engine == "raqm" else visual_line(text)), rtl

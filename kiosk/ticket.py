@@ -167,7 +167,7 @@ def _fill(labels: Mapping[str, str], key: str, **values: Any) -> str:
 
 def format_ahead(ahead: int, labels: Mapping[str, str]) -> str:
     """'12 före dig'; an exact-count label (ahead_0, ahead_1...) wins, so 0 can say 'you are next'."""
-    try:  # kiosk.i18n.TicketLabels gives every count its plural form by the catalogue's rule
+    try:  # ui.i18n.TicketLabels gives every count its plural form by the catalogue's rule
         return labels[f"ahead_{ahead}"].format(n=ahead)
     except (KeyError, IndexError, ValueError):
         return _fill(labels, "ahead", n=ahead)

@@ -1,6 +1,6 @@
 """A hall's bridge to the city's central broker, and the central broker's accounts and ACL.
 
-`vuoro provision --bridge mqtts://CENTRAL:8883` (broker/provision_cli.py) calls `provision_bridge()` after
+`vuoro provision --bridge mqtts://CENTRAL:8883` (ops/provision_cli.py) calls `provision_bridge()` after
 the hall's own accounts are written. It adds to the hall's vuoro.conf a Mosquitto bridge that carries, under
 the same topics (vuoro/<hall>/...), the hall's
 
@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import assets
-
-from . import protocol as p
-from .config import HallConfig
-from .mqtt import BrokerAddress
-from .provision import (
+from broker import protocol as p
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
+from ops.provision import (
     PASSWORD_BYTES,
     READ,
     READWRITE,

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import protocol as p
-from .config import HallConfig
-from .credentials import Credentials, CredentialsError, load_credentials
-from .mqtt import BrokerAddress
+from broker import protocol as p
+from broker.config import HallConfig
+from broker.credentials import Credentials, CredentialsError, load_credentials
+from broker.mqtt import BrokerAddress
 
 NEEDS_SCREEN = ("kiosk", "counter", "display")
 CONNECT_S = 3.0
@@ -177,8 +177,8 @@ class Doctor:
     # ------------------------------------------------------------ where is the hall server
 
     def _locate(self) -> BrokerAddress | None:
-        from . import discovery
-        from .locate import BrokerNotFound, resolve_broker
+        from broker import discovery
+        from broker.locate import BrokerNotFound, resolve_broker
 
         # a device's own patience (discovery.DISCOVER_S): what doctor reports is what the device would see
         timeout = discovery.DISCOVER_S if self.args.discover_timeout is None else self.args.discover_timeout
@@ -279,7 +279,7 @@ class Doctor:
         return True
 
     def _hall_server(self, address: BrokerAddress) -> None:
-        from .client import CommandError, HallClient, ServerUnavailable
+        from broker.client import CommandError, HallClient, ServerUnavailable
 
         role = self.role if self.role in p.COMMAND_ROLES else "admin" if self.role in ("server", None) else None
         device = self.device if role == self.role and self.device else f"doctor-{p.new_command_id()[:8]}"
@@ -360,7 +360,7 @@ class Doctor:
         try:
             state, message = self.ask_printer(uri)
         except ModuleNotFoundError as exc:  # a kiosk installed without its printer extra: the other checks stand
-            from .extras import missing_extra
+            from broker.extras import missing_extra
 
             if missing_extra(exc) is None:
                 raise

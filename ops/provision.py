@@ -1,6 +1,6 @@
 """Accounts for a hall's broker: who may log in, what each may publish and read, and TLS.
 
-`vuoro provision` (broker/provision_cli.py) calls `provision()`, which writes into one folder
+`vuoro provision` (ops/provision_cli.py) calls `provision()`, which writes into one folder
 (usually /etc/mosquitto/vuoro): Mosquitto's password file, its ACL, a ready vuoro.conf, and with
 TLS a CA and the listener's certificate; and for every device of the hall config a small
 credentials file (broker/credentials.py). Running it again keeps every password it made before
@@ -37,10 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import assets
-
-from . import protocol as p
-from .config import HallConfig
-from .credentials import Credentials, CredentialsError, load_credentials, username_for
+from broker import protocol as p
+from broker.config import HallConfig
+from broker.credentials import Credentials, CredentialsError, load_credentials, username_for
 
 CONF_TEMPLATE = assets.path("mosquitto", "vuoro.conf")
 TLS_TEMPLATE = assets.path("mosquitto", "vuoro-tls.conf")
@@ -121,7 +120,7 @@ def _end(hall_id: str) -> str:
 
 
 ACL_HEADER = """\
-# Mosquitto ACL for Vuoro halls, one block per hall (see broker/provision.py for the rules).
+# Mosquitto ACL for Vuoro halls, one block per hall (see ops/provision.py for the rules).
 # No topic line stands before the first `user` line, so a client without an account may do nothing.
 
 """
@@ -305,7 +304,7 @@ def default_server_names() -> list[str]:
     name (mDNS), localhost, and its IPv4 addresses (discovery hands devices an address)."""
     import socket
 
-    from .discovery import local_addresses
+    from broker.discovery import local_addresses
 
     host = socket.gethostname().split(".")[0]
     return list(dict.fromkeys([host, f"{host}.local", "localhost", "127.0.0.1", *local_addresses()]))

@@ -3,10 +3,10 @@
     sudo vuoro provision --hall /etc/vuoro/hall.toml --tls            # into /etc/mosquitto/vuoro
     sudo vuoro provision --hall /etc/vuoro/hall.toml --rotate kiosk/K1 # a stolen kiosk: new password
     sudo vuoro provision --hall /etc/vuoro/hall.toml --bridge mqtts://central.city.example:8883 \
-                         --central-out /srv/vuoro-central    # the hall's bridge to the city (broker/bridge.py)
+                         --central-out /srv/vuoro-central    # the hall's bridge to the city (ops/bridge.py)
 
 Safe to run again: passwords it made before are kept unless rotated; new devices are added and
-removed ones dropped. The work is in broker/provision.py.
+removed ones dropped. The work is in ops/provision.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .config import HallConfig
-from .mqtt import BrokerAddress
-from .provision import provision
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
+from ops.provision import provision
 
 if TYPE_CHECKING:
-    from .bridge import BridgeProvisioned
+    from ops.bridge import BridgeProvisioned
 
 BRIDGE_ROTATION = "bridge"  # --rotate bridge: a new password for the hall's bridge account on the central broker
 
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
-    city = parser.add_argument_group("the bridge to a city's central broker (broker/bridge.py)")
+    city = parser.add_argument_group("the bridge to a city's central broker (ops/bridge.py)")
     city.add_argument("--bridge", metavar="URL",
                       help="mqtts://CENTRAL:8883 (or mqtt://): forward this hall's events, state and device presence "
                       "to the city's central broker under vuoro/<hall>/ (kept on later runs)")
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
 
 def run_bridge(args: argparse.Namespace, hall: HallConfig) -> BridgeProvisioned | None:
     """Add, keep (re-append after provision rewrote vuoro.conf) or drop the hall's bridge."""
-    from .bridge import drop_bridge, provision_bridge
+    from ops.bridge import drop_bridge, provision_bridge
 
     if getattr(args, "no_bridge", False):
         if drop_bridge(args.out):

@@ -335,7 +335,7 @@ def test_both_password_formats_log_in_over_tls(secured):
 
 
 def test_tls_refuses_a_broker_signed_by_another_ca(secured, tmp_path):
-    from broker.provision import make_ca
+    from ops.provision import make_ca
 
     _, cert = make_ca("someone else's CA")
     (tmp_path / "ca.crt").write_bytes(cert)

@@ -12,8 +12,7 @@ import psycopg
 import pytest
 
 from city.collector import AUDIT_S, REPLY_S, Collector
-from tests.support.brokers import mosquitto_binary
-from tests.support.city import City, CollectorProcess, Morning
+from tests.support.city import City, CollectorProcess, Morning, running_city
 from tests.support.postgres import city_dsn, postgres  # noqa: F401 -- fixtures
 from tests.support.wait import CONNECT_S, wait_until
 
@@ -28,13 +27,8 @@ STEP = 25  # tickets every hall issues between two events of the morning
 
 @pytest.fixture
 def city() -> Iterator[City]:
-    if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed: run bin/test, which installs it")
-    town = City(list(HALLS))
-    try:
-        yield town.start()
-    finally:
-        town.close()
+    with running_city(list(HALLS)) as town:
+        yield town
 
 
 def central_rows(dsn: str, hall: str) -> list[tuple[int, dict[str, Any]]]:

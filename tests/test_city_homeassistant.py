@@ -20,8 +20,8 @@ from city.account import load_account
 from city.collector import Collector
 from city.homeassistant import Discovery
 from city.metrics import serve_metrics
-from tests.support.brokers import free_port, mosquitto_binary
-from tests.support.city import Account, City
+from tests.support.brokers import free_port
+from tests.support.city import Account, City, running_city
 from tests.support.postgres import city_dsn, postgres  # noqa: F401 -- fixtures
 from tests.support.wait import CONNECT_S, REPLY_S, wait_until
 
@@ -65,13 +65,8 @@ SENSOR = {
 
 @pytest.fixture
 def city() -> Iterator[City]:
-    if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed: run bin/test, which installs it")
-    town = City(list(HALLS))
-    try:
-        yield town.start()
-    finally:
-        town.close()
+    with running_city(list(HALLS)) as town:
+        yield town
 
 
 def render(template: str, payload: bytes) -> str:

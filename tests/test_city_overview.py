@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broker import protocol as p
 from broker.client import HallClient
-from broker.provision import hash_password
-from tests.support.brokers import ROOT, free_port, mosquitto_binary
-from tests.support.city import City
+from ops.provision import hash_password
+from tests.support.brokers import ROOT, free_port
+from tests.support.city import City, running_city
 from tests.support.wait import CONNECT_S, REPLY_S, wait_until
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
@@ -34,13 +34,8 @@ STAFF, PASSWORD = "anna", "correct horse battery"
 
 @pytest.fixture
 def city() -> Iterator[City]:
-    if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed: run bin/test, which installs it")
-    town = City(list(HALLS))
-    try:
-        yield town.start()
-    finally:
-        town.close()
+    with running_city(list(HALLS)) as town:
+        yield town
 
 
 @pytest.fixture
@@ -49,7 +44,7 @@ def overview(city: City) -> Iterator[str]:
     staff = city.root / "staff.passwd"
     staff.write_text(f"{STAFF}:{hash_password(PASSWORD)}\n")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "overview", "--broker", city.central_address.url,
+    proc = subprocess.Popen([sys.executable, "-m", "vuoro.cli", "overview", "--broker", city.central_address.url,
                              "--account", str(city.account("overview")), "--staff", str(staff),
                              "--listen", f"127.0.0.1:{port}", "--hall", str(city.halls["north"].file)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=open(city.root / "overview.log", "ab"),  # noqa: SIM115

@@ -9,9 +9,9 @@ from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
+from analytics import report
+from analytics import simulate as sim
 from broker import protocol as p
-from broker import report
-from broker import simulate as sim
 from broker.config import HallConfig
 from broker.store import Store
 from city.pgstore import CityStore, row_of
@@ -96,7 +96,7 @@ def test_vuoro_report_with_a_postgresql_db_writes_the_city_report(city_dsn: str,
     info = conninfo_to_dict(city_dsn)
     url = f"postgresql://{info['user']}@{info['host']}:{info.get('port', 5432)}/{info['dbname']}"
     out = tmp_path / "cmd"
-    run = subprocess.run([sys.executable, "-m", "broker.cli", "report", "--db", url, "--from", "2026-11-23",
+    run = subprocess.run([sys.executable, "-m", "vuoro.cli", "report", "--db", url, "--from", "2026-11-23",
                           "--to", "2026-11-24", "--out", str(out), "--city-hall", "south"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def vuoro(*args: str, timeout: float = 30, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VUORO_HALL", "VUORO_BROKER", "VUORO_CREDENTIALS")}
     env.update(extra_env)
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vuoro.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)
 
 
@@ -119,9 +119,10 @@ def test_without_hall_the_installed_hall_is_used_and_the_demo_is_said(tmp_path):
 def test_a_hall_runner_is_findable_while_it_runs_and_not_after(tmp_path, monkeypatch):
     """cli.announced, which `vuoro server` and `vuoro demo` both run their hall in: the runfile the command line
     reads exists exactly as long as the block, and is left alone if another server has taken it over."""
-    from broker import cli, runfile
+    from broker import runfile
     from broker.config import load_hall
     from broker.mqtt import BrokerAddress
+    from vuoro import cli
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     hall = load_hall(DEMO_HALL)

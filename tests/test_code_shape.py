@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = ("broker", "kiosk", "counter", "display", "web", "city")
+PRODUCT = ("broker", "ui", "kiosk", "counter", "display", "ops", "analytics", "web", "city", "vuoro")
 FUNCTION_MAX = 60
 MODULE_MAX = 500
 

@@ -212,7 +212,7 @@ def test_front_desk_forwards_to_the_specialist_through_a_broker_restart(
 
 
 def _panel_process(role: str, broker_url: str, out: Path, flags: Path) -> int:  # pragma: no cover - a child
-    from kiosk.kivy_env import configure_kivy
+    from ui.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
     from kivy.core.window import Window

@@ -135,7 +135,7 @@ def test_the_panel_calls_serves_and_forwards_through_the_hall_server(
 def vuoro(*args: str) -> subprocess.CompletedProcess[str]:
     """`vuoro ...` as a person runs it (a process of its own: the CLI sets its own signal handling)."""
     env = {k: v for k, v in os.environ.items() if k not in ("VUORO_HALL", "VUORO_BROKER")}
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([sys.executable, "-m", "vuoro.cli", *args], capture_output=True, text=True, timeout=60,
                           cwd=ROOT, env=env)
 
 
@@ -295,13 +295,13 @@ def test_snapshots_of_the_panel_in_each_language_from_the_command_line(
 
     for lang in hall.languages:
         png = pictures("counter") / f"panel-{lang}.png"
-        run = subprocess.run([sys.executable, "-m", "broker.cli", "counter", "--broker", amqtt_broker.address.url,
+        run = subprocess.run([sys.executable, "-m", "vuoro.cli", "counter", "--broker", amqtt_broker.address.url,
                               "--id", "2", "--lang", lang, "--snapshot", str(png)],
                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"written to {png}" in run.stdout
         assert Image.open(png).size == (1280, 800) and png.stat().st_size < 400_000
-    refused = subprocess.run([sys.executable, "-m", "broker.cli", "counter", "--broker", amqtt_broker.address.url,
+    refused = subprocess.run([sys.executable, "-m", "vuoro.cli", "counter", "--broker", amqtt_broker.address.url,
                               "--id", "99", "--snapshot", str(tmp_path / "x.png")], capture_output=True, text=True,
                              env=env, cwd=ROOT, timeout=60)
     assert refused.returncode == 2 and "counter '99' is not in hall" in refused.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from counter.model_types import MESSAGE_IDS
-from kiosk import i18n
+from ui import i18n
 
 LANGS = ("en", "sv", "fi", "se")
 # Words that are the same in English and the language (checked by hand): not English left in place.

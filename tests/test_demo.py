@@ -62,7 +62,7 @@ class Lines:
 
 def test_headless_demo_plays_a_morning_and_sums_it_up_from_the_log(tmp_path):
     db = tmp_path / "demo.sqlite"
-    result = subprocess.run([sys.executable, "-m", "broker.cli", "demo", "--headless", "--visitors", "40",
+    result = subprocess.run([sys.executable, "-m", "vuoro.cli", "demo", "--headless", "--visitors", "40",
                              "--speed", "3000", "--db", str(db), "--listen", f"127.0.0.1:{free_port()}"],
                             capture_output=True, text=True, timeout=240, cwd=tmp_path, env=demo_env(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -74,7 +74,7 @@ def test_headless_demo_plays_a_morning_and_sums_it_up_from_the_log(tmp_path):
 
 
 def test_demo_without_a_screen_says_so_and_runs_headless(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "broker.cli", "demo", "--visitors", "5", "--speed", "5000",
+    result = subprocess.run([sys.executable, "-m", "vuoro.cli", "demo", "--visitors", "5", "--speed", "5000",
                              "--quiet", "--db", str(tmp_path / "d.sqlite"), "--listen", f"127.0.0.1:{free_port()}"],
                             capture_output=True, text=True, timeout=240, cwd=tmp_path, env=demo_env(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -85,7 +85,7 @@ def test_demo_without_a_screen_says_so_and_runs_headless(tmp_path):
 def test_demo_brings_up_five_device_windows_and_stops_them_all_on_ctrl_c(tmp_path):
     port = free_port()
     env = demo_env(tmp_path, DISPLAY=":vuoro-test", SDL_VIDEODRIVER="offscreen")  # windows drawn offscreen
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "demo", "--db", str(tmp_path / "demo.sqlite"),
+    proc = subprocess.Popen([sys.executable, "-m", "vuoro.cli", "demo", "--db", str(tmp_path / "demo.sqlite"),
                              "--listen", f"127.0.0.1:{port}"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     hall = load_hall(DEMO_HALL)
@@ -110,13 +110,13 @@ def test_demo_brings_up_five_device_windows_and_stops_them_all_on_ctrl_c(tmp_pat
 
 def vuoro(*argv: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """A command in a second terminal: no --broker, so it must find the demo by itself."""
-    return subprocess.run([sys.executable, "-m", "broker.cli", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vuoro.cli", *argv], capture_output=True, text=True,
                            timeout=STOP_S, cwd=tmp_path, env=demo_env(tmp_path))
 
 
 def test_the_command_line_in_a_second_terminal_finds_the_demo(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "demo", "--headless", "--keep-running",
+    proc = subprocess.Popen([sys.executable, "-m", "vuoro.cli", "demo", "--headless", "--keep-running",
                              "--visitors", "5", "--speed", "5000", "--quiet", "--db", str(tmp_path / "d.sqlite"),
                              "--listen", f"127.0.0.1:{port}"], cwd=tmp_path, env=demo_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -144,7 +144,7 @@ def test_the_command_line_in_a_second_terminal_finds_the_demo(tmp_path):
 
 def test_a_reader_going_away_does_not_stop_the_demo(tmp_path):
     """`vuoro demo --headless | head -1`: the demo runs on, quietly, and stops cleanly when asked."""
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "demo", "--headless", "--keep-running",
+    proc = subprocess.Popen([sys.executable, "-m", "vuoro.cli", "demo", "--headless", "--keep-running",
                              "--visitors", "40", "--speed", "3000", "--db", str(tmp_path / "d.sqlite"),
                              "--listen", f"127.0.0.1:{free_port()}"], cwd=tmp_path, env=demo_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -26,7 +26,9 @@ from broker import protocol as p
 from broker import stats
 from broker.client import CommandError
 from broker.config import HallConfig, OpeningHours
-from broker.demo_headless import (
+from broker.engine import Engine
+from tests.support.brokers import free_port
+from vuoro.demo_headless import (
     LOOK_AHEAD_DAYS,
     OPEN_STAGGER_S,
     Desk,
@@ -34,8 +36,6 @@ from broker.demo_headless import (
     plan_morning,
     summary,
 )
-from broker.engine import Engine
-from tests.support.brokers import free_port
 
 
 class JumpingClock:
@@ -205,7 +205,7 @@ def demo_env(tmp: str) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("day", "seed"), [("2026-12-07", 1), ("2026-12-24", 4), ("2027-03-13", 17)])
 def test_the_headless_demo_command_ends_cleanly(tmp_path: Any, day: str, seed: int) -> None:
-    result = subprocess.run([sys.executable, "-m", "broker.cli", "demo", "--headless", "--visitors", "60",
+    result = subprocess.run([sys.executable, "-m", "vuoro.cli", "demo", "--headless", "--visitors", "60",
                              "--speed", "4000", "--date", day, "--seed", str(seed), "--db", str(tmp_path / "d.sqlite"),
                              "--listen", f"127.0.0.1:{free_port()}"],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=demo_env(str(tmp_path)))

@@ -129,7 +129,7 @@ def _device_env(runtime: str = "/nonexistent/vuoro-device") -> dict[str, str]:
 
 
 def _vuoro(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "vuoro.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=timeout)
 
 
@@ -193,8 +193,8 @@ def test_a_hall_nobody_advertises_is_reported_plainly(tmp_path):
 def test_the_server_advertises_what_devices_can_reach(hall):
     """A broker on loopback only is not advertised unless asked; --advertise mqtts://:8883 advertises the TLS
     listener on this machine's addresses (here: $VUORO_MDNS_INTERFACES, 127.0.0.1)."""
-    from broker.cli import _advertise, build_parser
     from broker.mqtt import BrokerAddress
+    from vuoro.cli import _advertise, build_parser
 
     def args(*extra: str):
         return build_parser().parse_args(["server", "--broker", "mqtt://127.0.0.1:1883", *extra])

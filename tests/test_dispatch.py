@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broker import dayrunner, stats
+from analytics import dayrunner
+from analytics import simulate as sim
 from broker import protocol as p
-from broker import simulate as sim
+from broker import stats
 from broker.config import HallConfig
-from broker.demo_headless import Script
 from broker.engine import Engine
 from counter import model_types as counter_types
 from counter.model import CounterModel
@@ -30,6 +30,7 @@ from kiosk import model_screen
 from kiosk import model_types as kiosk_types
 from kiosk.model import KioskModel
 from tests.test_stats import DAY, the_morning
+from vuoro.demo_headless import Script
 
 MONDAY = date(2026, 11, 30)
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Helsinki"))
@@ -209,7 +210,7 @@ def _literal_cases(function: Any) -> set[str]:
 
 
 def test_every_kind_the_simulator_queues_and_every_action_of_the_demo_has_its_case() -> None:
-    from broker import demo_headless
+    from vuoro import demo_headless
 
     assert set(get_args(sim.Kind)) == _literal_cases(sim.DaySim._happen)
     assert set(get_args(demo_headless.Action)) == _literal_cases(demo_headless.Script._do)

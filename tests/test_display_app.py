@@ -240,7 +240,7 @@ def test_vuoro_display_snapshot_writes_the_synced_board_and_says_what_it_shows(
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     png = tmp_path / "upstairs.png"
-    run = subprocess.run([sys.executable, "-m", "broker.cli", "display", "--broker", mosquitto.address.url,
+    run = subprocess.run([sys.executable, "-m", "vuoro.cli", "display", "--broker", mosquitto.address.url,
                           "--id", "upstairs", "--lang", "en", "--size", "960x540", "--snapshot", str(png)],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -255,7 +255,7 @@ def test_vuoro_display_snapshot_writes_the_synced_board_and_says_what_it_shows(
 def test_vuoro_display_refuses_an_unknown_display_and_says_so_without_a_server(tmp_path: Path) -> None:
     env = {**os.environ, "KIVY_HOME": str(tmp_path / "kivy")}
     env.pop("DISPLAY", None)
-    run = subprocess.run([sys.executable, "-m", "broker.cli", "display", "--id", "lobby",
+    run = subprocess.run([sys.executable, "-m", "vuoro.cli", "display", "--id", "lobby",
                           "--broker", "mqtt://127.0.0.1:1", "--snapshot", str(tmp_path / "x.png")],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "'lobby' is not a display" in run.stderr and "entrance" in run.stderr

@@ -6,7 +6,7 @@ import pytest
 
 from broker.config import DIRECTIONS
 from display.board import MESSAGE_IDS
-from kiosk import i18n
+from ui import i18n
 
 LANGS = ("sv", "fi", "en", "se")
 

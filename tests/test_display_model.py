@@ -25,7 +25,7 @@ from broker.engine import Engine
 from display import arrow
 from display.board import CALLS, CLOSED, MESSAGE_IDS, STARTING, clock_text, wait_minutes
 from display.model import CALLS_KEPT, Announce, DisplayModel, EventIn, Input, LinkIn, ServerIn, StateIn
-from kiosk import i18n
+from ui import i18n
 
 TZ = ZoneInfo("Europe/Helsinki")
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)

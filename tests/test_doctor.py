@@ -16,9 +16,9 @@ import pytest
 
 from broker.config import HallConfig
 from broker.discovery import Advertiser
-from broker.doctor import FAIL, OK, check_display, printer_finding
 from broker.service import HallService
 from kiosk.fake_printer import FakeEscposPrinter
+from ops.doctor import FAIL, OK, check_display, printer_finding
 from tests.support.brokers import ROOT, free_port, mosquitto_binary
 from tests.support.secured import SecuredBroker, broker_dir, start_secured
 
@@ -64,7 +64,7 @@ def doctor(*args: str, display: str | None = None) -> subprocess.CompletedProces
     env["XDG_RUNTIME_DIR"] = "/nonexistent/vuoro-doctor"  # no local server's runfile to find
     if display:
         env["DISPLAY"] = display
-    return subprocess.run([sys.executable, "-m", "broker.cli", "doctor", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vuoro.cli", "doctor", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=60)
 
 
@@ -164,7 +164,7 @@ def test_a_running_kiosk_is_asked_for_its_printer_not_the_printer(secured, serve
 
 
 def test_tls_with_another_hall_s_ca_is_refused_plainly(secured, server, tmp_path):
-    from broker.provision import make_ca
+    from ops.provision import make_ca
 
     _, stranger = make_ca("another hall")
     creds = secured.credentials_path("kvarnby", "display-entrance").read_text()

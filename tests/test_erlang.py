@@ -1,4 +1,4 @@
-"""Erlang C and Allen–Cunneen (broker/erlang.py) against values known in closed form and an exact
+"""Erlang C and Allen–Cunneen (analytics/erlang.py) against values known in closed form and an exact
 computation in rational numbers."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from broker import erlang
+from analytics import erlang
 
 
 def exact_erlang_c(counters: int, load: int) -> Fraction:

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics import simulate as sim
 from broker import protocol as p
-from broker import simulate as sim
 from broker.config import HallConfig
 from broker.engine import Engine
 from broker.estimate import estimate_wait, simple_wait_s

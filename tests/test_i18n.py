@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from babel.messages.plurals import get_plural
 
-from kiosk import i18n
 from kiosk.model_types import MESSAGE_IDS, PLURAL_IDS, Msg, msg
 from kiosk.ticket import REQUIRED_LABELS, check_labels
+from ui import i18n
 
 LANGS = ("en", "sv", "fi", "se")
 NEEDED = MESSAGE_IDS | set(i18n.TICKET_LABELS.values()) | {i18n.AHEAD_ID}
@@ -154,7 +154,7 @@ def test_a_missing_message_falls_back_to_english_with_one_warning(tmp_path: Path
     write_po(tmp_path, "xx", 'msgid "nav.back"\nmsgstr "Zurück"\n\nmsgid "nav.done"\nmsgstr ""\n')
     translate = i18n.Translator("xx", i18n.parse_catalogue("xx", tmp_path))
     assert translate("nav.back") == "Zurück"
-    with caplog.at_level(logging.WARNING, logger="kiosk.i18n"):
+    with caplog.at_level(logging.WARNING, logger="ui.i18n"):
         assert translate("nav.done") == "Done"
         assert translate("nav.done") == "Done"
         assert translate("label.ahead", n=3) == "3 people ahead of you"
@@ -163,7 +163,7 @@ def test_a_missing_message_falls_back_to_english_with_one_warning(tmp_path: Path
 
 
 def test_a_message_missing_everywhere_shows_its_id_and_logs_an_error(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="kiosk.i18n"):
+    with caplog.at_level(logging.ERROR, logger="ui.i18n"):
         assert i18n.translator("fi")("no.such.message") == "no.such.message"
     assert any(r.levelno == logging.ERROR for r in caplog.records)
 
@@ -173,7 +173,7 @@ def test_a_language_without_a_catalogue_is_found_at_start_and_speaks_english_if_
     assert i18n.missing_catalogues(["sv", "zz", "fi"]) == ["zz"]
     with pytest.raises(FileNotFoundError):
         i18n.parse_catalogue("zz")
-    with caplog.at_level(logging.ERROR, logger="kiosk.i18n"):
+    with caplog.at_level(logging.ERROR, logger="ui.i18n"):
         assert i18n.Translator("zz")("nav.back") == "Back"
     assert "no catalogue" in caplog.text
 

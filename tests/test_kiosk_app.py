@@ -52,7 +52,7 @@ def test_three_touches_per_language_draw_the_servers_tickets_and_every_screen_is
 
 
 def _drive(broker_url: str, out: Path) -> int:  # pragma: no cover - runs in the child
-    from kiosk.kivy_env import configure_kivy
+    from ui.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
     from kivy.tests.common import UnitTestTouch

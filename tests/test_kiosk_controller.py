@@ -17,11 +17,11 @@ from broker.config import HallConfig
 from broker.service import HallService
 from kiosk.controller import KioskController
 from kiosk.fake_printer import FakeEscposPrinter
-from kiosk.i18n import render
 from kiosk.model_types import ChooseLanguage, ChooseTopic, KioskSettings, Screen
 from tests.support.brokers import AmqttBroker
 from tests.support.clock import FakeClock
 from tests.support.wait import CONNECT_S, wait_until
+from ui.i18n import render
 
 Make = Callable[..., KioskController]
 SETTINGS = KioskSettings()

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker.config import DEMO_HALL, HallConfig, Rules, parse_hall
-from kiosk.i18n import render
 from kiosk.model import OLD_IDS_KEPT, KioskModel
 from kiosk.model_types import (
     MESSAGE_IDS,
@@ -53,6 +52,7 @@ from kiosk.model_types import (
     issue_reply,
     parse_time,
 )
+from ui.i18n import render
 
 TZ = ZoneInfo("Europe/Helsinki")
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)
@@ -217,7 +217,7 @@ def setups(lang: str) -> list[Any]:
 
 @pytest.mark.parametrize("lang", ["sv", "fi", "en", "se"])
 def test_every_screen_renders_in_every_language_without_fallback(lang: str, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="kiosk.i18n")
+    caplog.set_level(logging.WARNING, logger="ui.i18n")
     seen: set[str] = set()
     for setup in setups(lang):
         kiosk = Kiosk(hall_for(lang))

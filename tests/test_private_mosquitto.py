@@ -111,7 +111,7 @@ def test_the_private_mosquitto_dies_with_a_killed_server(tmp_path: Path) -> None
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     first = HallOwnBroker("mosquitto").start()
     try:
-        result = subprocess.run([sys.executable, "-m", "broker.cli", "server", "--db", str(tmp_path / "h.sqlite"),
+        result = subprocess.run([sys.executable, "-m", "vuoro.cli", "server", "--db", str(tmp_path / "h.sqlite"),
                                  "--listen", f"127.0.0.1:{first.port}", "--always-open"],
                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert result.returncode == 1

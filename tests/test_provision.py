@@ -23,7 +23,7 @@ from broker import protocol as p
 from broker.config import HallConfig
 from broker.credentials import CredentialsError, load_credentials, parse_credentials, username_for
 from broker.mqtt import BrokerAddress
-from broker.provision import (
+from ops.provision import (
     Identity,
     acl_rules,
     hash_password,
@@ -80,7 +80,7 @@ def test_mosquitto_passwd_and_our_hash_read_each_other():
 
 def test_python_hasher_is_the_fallback_without_mosquitto_passwd(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr("broker.provision.os.path.exists", lambda path: False)
+    monkeypatch.setattr("ops.provision.os.path.exists", lambda path: False)
     assert mosquitto_passwd() is None
     assert verify_password("pw", hash_passwords({"h/server": "pw"})["h/server"])
     with pytest.raises(RuntimeError, match="mosquitto_passwd is not installed"):
@@ -324,14 +324,14 @@ def test_debian_layout_includes_the_rendered_config_and_enforces_it(hall):
 
 def test_vuoro_provision_command(hall, tmp_path):
     out = tmp_path / "broker"
-    run = subprocess.run([sys.executable, "-m", "broker.cli", "provision", "--out", str(out), "--tls",
+    run = subprocess.run([sys.executable, "-m", "vuoro.cli", "provision", "--out", str(out), "--tls",
                           "--server-name", "127.0.0.1", "--admin", "it", "--admin", "anna"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert run.returncode == 0, run.stderr
     accounts = len(identities(hall, ["it", "anna"]))  # the server, two admins and each device of the demo hall
     assert f"hall kvarnby: {accounts} accounts" in run.stdout and "TLS: CA" in run.stdout
     assert (out / "credentials" / "kvarnby" / "admin-anna.toml").exists()
-    bad = subprocess.run([sys.executable, "-m", "broker.cli", "provision", "--out", str(out), "--rotate", "nobody"],
+    bad = subprocess.run([sys.executable, "-m", "vuoro.cli", "provision", "--out", str(out), "--rotate", "nobody"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "no such account" in bad.stderr
 
@@ -347,8 +347,8 @@ def test_identity_checks_happen_before_anything_is_written(hall: HallConfig, tmp
 def test_systemd_units_and_the_pi_session_use_real_vuoro_options(hall):
     """Every ExecStart (and the Pi's session script) parses with `vuoro`'s own parser, and its device ids
     and credentials files are the ones provision makes: the units cannot drift from the command."""
-    from broker.cli import build_parser
-    from broker.provision import Identity
+    from ops.provision import Identity
+    from vuoro.cli import build_parser
 
     parser = build_parser()
     units = sorted((ROOT / "assets" / "systemd").glob("*.service"))

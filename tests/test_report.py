@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from broker import cli, stats
+from analytics import simulate as sim
 from broker import protocol as p
-from broker import simulate as sim
+from broker import stats
 from broker.config import DEMO_HALL, HallConfig, load_hall
 from broker.store import Store
+from vuoro import cli
 
 WEEK = date(2026, 11, 23)  # Monday to Friday
 TICKET_NUMBER = re.compile(rb"\b[A-F]\d{3}\b")

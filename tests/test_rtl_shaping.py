@@ -19,13 +19,13 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont, features
 from broker.config import DEMO_HALL, HallConfig, load_hall
 from kiosk import png_render
 from kiosk.fake_printer import FakeEscposPrinter, parse_escpos
-from kiosk.i18n import ticket_labels, translator
-from kiosk.kivy_env import FONT_BOLD
 from kiosk.printer import Printer
-from kiosk.text_shaping import base_direction, is_rtl_language, visual_line
 from kiosk.ticket import PAPER_58, build_ticket
 from tests.support import gallery
 from tests.test_ticket import sample_ticket
+from ui.i18n import ticket_labels, translator
+from ui.kivy_env import FONT_BOLD
+from ui.text_shaping import base_direction, is_rtl_language, visual_line
 
 SIDE = (240, 48)  # both pictures are compared at this size, once cropped to their ink
 MARGIN = 0.04  # the picture must agree this much better with the shaped reference than with the unshaped one

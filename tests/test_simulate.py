@@ -1,4 +1,4 @@
-"""The simulator (broker/simulate.py): the real engine on a simulated clock, closed-form cases, the staffing
+"""The simulator (analytics/simulate.py): the real engine on a simulated clock, closed-form cases, the staffing
 search, plans and arrivals as text, and `vuoro simulate` itself."""
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from broker import cli, erlang, stats
+from analytics import erlang
+from analytics import simulate as sim
+from analytics.demand import demand_from_history, demand_from_profile, sample_days
+from analytics.staffing import Target, plan_for_target
 from broker import protocol as p
-from broker import simulate as sim
+from broker import stats
 from broker.config import HallConfig, load_hall
-from broker.demand import demand_from_history, demand_from_profile, sample_days
 from broker.hallstate import HallState
-from broker.staffing import Target, plan_for_target
+from vuoro import cli
 
 MONDAY = date(2026, 11, 30)
 EIGHT = 8 * 3600.0

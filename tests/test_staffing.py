@@ -1,4 +1,4 @@
-"""The simulator against queueing theory, and the robust staffing plan (broker/staffing.py) against Erlang C
+"""The simulator against queueing theory, and the robust staffing plan (analytics/staffing.py) against Erlang C
 and against days it has not seen.
 
 The M/M/c halls start each replication in the queue's steady state (a number of visitors already there,
@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from broker import erlang
-from broker import simulate as sim
+from analytics import erlang
+from analytics import simulate as sim
+from analytics.demand import demand_from_history, demand_from_profile, offered_load, sample_days
+from analytics.staffing import PlanSearch, Target, check_plan, plan_for_target
 from broker.config import HallConfig, load_hall
-from broker.demand import demand_from_history, demand_from_profile, offered_load, sample_days
-from broker.staffing import PlanSearch, Target, check_plan, plan_for_target
 from tests.test_simulate import tiny_hall_toml
 
 MONDAY = date(2026, 11, 30)

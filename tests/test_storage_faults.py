@@ -130,7 +130,7 @@ class Server:
     def __init__(self, db: Path, broker_url: str, log: Path) -> None:
         self.log = log  # not beside the log: that disk may be full or read-only
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "server", "--hall", str(DEMO_HALL), "--db", str(db), "--broker",
+            [sys.executable, "-m", "vuoro.cli", "server", "--hall", str(DEMO_HALL), "--db", str(db), "--broker",
              broker_url, "--always-open"], stdout=subprocess.PIPE, stderr=open(self.log, "ab"),  # noqa: SIM115
             text=True, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self.lines: list[str] = []
@@ -208,7 +208,7 @@ def test_a_damaged_log_stops_the_server_at_once_with_what_to_do(tmp_path, hall, 
         raw = bytearray(db.read_bytes())
         raw[100:4096] = b"\xa5" * (4096 - 100)
         db.write_bytes(bytes(raw))
-    done = subprocess.run([sys.executable, "-m", "broker.cli", "server", "--hall", str(DEMO_HALL), "--db", str(db),
+    done = subprocess.run([sys.executable, "-m", "vuoro.cli", "server", "--hall", str(DEMO_HALL), "--db", str(db),
                            "--broker", mosquitto.address.url], capture_output=True, text=True, cwd=ROOT,
                           timeout=60)
     assert done.returncode == 2, done.stderr[-2000:]
@@ -219,7 +219,7 @@ def test_a_damaged_log_stops_the_server_at_once_with_what_to_do(tmp_path, hall, 
 def test_a_log_of_another_hall_stops_the_server_with_what_to_do(tmp_path, mosquitto):
     db = tmp_path / "hall.sqlite"
     Store(db, "someotherhall").close()
-    done = subprocess.run([sys.executable, "-m", "broker.cli", "server", "--hall", str(DEMO_HALL), "--db", str(db),
+    done = subprocess.run([sys.executable, "-m", "vuoro.cli", "server", "--hall", str(DEMO_HALL), "--db", str(db),
                            "--broker", mosquitto.address.url], capture_output=True, text=True, cwd=ROOT,
                           timeout=60)
     assert done.returncode == 2 and "give each hall its own --db" in done.stderr

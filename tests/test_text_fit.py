@@ -19,8 +19,8 @@ from broker.colours import LARGE_TEXT, NORMAL_TEXT, best_ink, blend, companion, 
 from broker.config import DEMO_HALL, load_hall
 from kiosk.app import LARGE_TEXT as ACCESSIBLE_SCALE
 from kiosk.reach import REACH_TOP
-from kiosk.text_fit import fit
 from tests.support import gallery
+from ui.text_fit import fit
 
 LANGS = ["sv", "fi", "en", "se", "de", "ar"]
 APPS = ("kiosk", "counter", "display")

@@ -35,7 +35,7 @@ from kiosk.ticket import (
 
 PUBLIC_URL = "https://jono.kvarnby.fi/t"
 
-# Label sets as kiosk/i18n.py hands them over (plural forms as exact-count keys), one per kiosk language.
+# Label sets as ui/i18n.py hands them over (plural forms as exact-count keys), one per kiosk language.
 LABELS: dict[str, dict[str, str]] = {
     "sv": {"ahead": "{n} personer före dig", "ahead_0": "Du är näst på tur", "ahead_1": "1 person före dig",
            "wait": "Beräknad väntetid: cirka {time}", "minutes": "{n} min", "hours": "{n} tim",
@@ -247,7 +247,7 @@ def test_rounding_never_narrows_the_range(a: float, b: float) -> None:
 
 
 def test_ticket_with_a_range_prints_it_in_every_language(demo: HallConfig) -> None:
-    from kiosk.i18n import ticket_labels
+    from ui.i18n import ticket_labels
 
     for lang, expected in {"sv": "Beräknad väntetid: 5–20 min", "fi": "Arvioitu odotusaika: 5–20 min",
                            "en": "Expected wait: 5–20 min", "se": "Vuordináigi: 5–20 min."}.items():

@@ -9,8 +9,8 @@ import pytest
 
 from broker import protocol as p
 from broker.config import HallConfig
-from kiosk.i18n import available_languages
 from tests.test_engine import Desk, open_counters
+from ui.i18n import available_languages
 from web import book as b
 from web.book import Book
 from web.texts import MESSAGE_IDS, ticket_texts
@@ -154,7 +154,7 @@ def test_every_state_has_its_words_in_every_language(web: Web, lang: str) -> Non
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_web_message_is_in_every_catalogue(lang: str) -> None:
-    from kiosk.i18n import load
+    from ui.i18n import load
 
     catalogue = load(lang)
     assert not sorted(MESSAGE_IDS - set(catalogue.ids))
@@ -174,8 +174,8 @@ def test_a_right_to_left_language_turns_the_page(hall: HallConfig, lang: str) ->
 
 
 def test_the_wait_is_said_as_the_paper_ticket_says_it(hall: HallConfig) -> None:
-    from kiosk.i18n import ticket_labels
     from kiosk.ticket import format_wait
+    from ui.i18n import ticket_labels
     from web.texts import wait_text
 
     for range_s, wait_s in (([120, 600], 300), ([900, 2700], 1500), ([3000, 7300], 5000), (None, 700)):
@@ -195,7 +195,7 @@ def test_now_is_passed_in_never_read(web: Web) -> None:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_web_message_keeps_englishs_placeholders_and_is_translated(lang: str) -> None:
-    from kiosk.i18n import load, placeholders
+    from ui.i18n import load, placeholders
 
     catalogue, english = load(lang).catalog, load("en").catalog
     for msgid in sorted(MESSAGE_IDS):

@@ -146,7 +146,7 @@ def test_a_visit_on_the_phone_live_from_ticket_to_rating(hall_running, browser, 
     _shoot(browser, folder, f"noshow-{lang}")
 
     report = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "broker.cli", "report", "--db", str(db), "--out", str(report),
+    done = subprocess.run([sys.executable, "-m", "vuoro.cli", "report", "--db", str(db), "--out", str(report),
                            "--quiet"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     topics = (report / "topics.csv").read_text(encoding="utf-8").splitlines()

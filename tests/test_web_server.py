@@ -66,7 +66,7 @@ def test_a_page_is_small_strict_and_cookie_free(hall_running):
     assert headers["Cache-Control"] == "no-store"
     assert "<script>" not in body and "http://" not in body.replace(web.url, "") and "https://" not in body
     total = len(body.encode())
-    for name in ("web.css", "ticket.js"):
+    for name in ("web.css", "chime.js", "ticket.js"):
         code, _, asset = web.get(f"/static/{name}")
         assert code == 200
         total += len(asset.encode())

@@ -328,10 +328,10 @@ def test_the_commands_run_from_the_venv_with_nothing_of_the_repository(field: Fi
                                   capture_output=True, text=True, check=True, cwd=field.work,
                                   env=field.env).stdout.strip())
     where = subprocess.run([str(field.venv / "bin" / "python"), "-c",
-                            "import assets, broker.cli, broker.config, kiosk.i18n, display.audio, counter\n"
-                            "for m in (assets, broker.cli, kiosk.i18n, display.audio, counter):\n"
+                            "import assets, vuoro.cli, broker.config, ui.i18n, display.audio, counter\n"
+                            "for m in (assets, vuoro.cli, ui.i18n, display.audio, counter):\n"
                             "    print(m.__file__)\n"
-                            "print(broker.config.DEMO_HALL); print(kiosk.i18n.LOCALE_DIR)"],
+                            "print(broker.config.DEMO_HALL); print(ui.i18n.LOCALE_DIR)"],
                            capture_output=True, text=True, cwd=field.work, env=field.env, timeout=COMMAND_S)
     assert where.returncode == 0, where.stderr
     for path in where.stdout.split():

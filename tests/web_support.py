@@ -148,7 +148,7 @@ class EventStream:
 def vuoro(broker: BrokerAddress, *args: str) -> dict[str, Any]:
     """A terminal command with --json (`vuoro ticket`, `vuoro call`): its parsed answer."""
     env = {k: v for k, v in os.environ.items() if k not in ("VUORO_HALL", "VUORO_BROKER")}
-    done = subprocess.run([sys.executable, "-m", "broker.cli", *args, "--json", "--broker", broker.url],
+    done = subprocess.run([sys.executable, "-m", "vuoro.cli", *args, "--json", "--broker", broker.url],
                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
     assert done.stdout, done.stderr
     answer: dict[str, Any] = json.loads(done.stdout)

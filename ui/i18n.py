@@ -269,7 +269,12 @@ def render(item: Renderable | str, lang: str) -> str:
     """One line of a kiosk screen as text: a message in its language, or config text as it is."""
     if isinstance(item, str):
         return item
-    return translator(item.lang or lang)(item.id, n=item.n, **dict(item.params))
+    params = {key: render(value, lang) if _is_message(value) else value for key, value in item.params}
+    return translator(item.lang or lang)(item.id, n=item.n, **params)
+
+
+def _is_message(value: Any) -> bool:
+    return not isinstance(value, str) and hasattr(value, "id") and hasattr(value, "params")
 
 
 def language_name(lang: str) -> str:

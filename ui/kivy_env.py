@@ -71,7 +71,7 @@ def configure_kivy(*, windowed: bool, size: str, headless: bool) -> None:
 
 
 def install_shaping() -> None:
-    """Make every Kivy label of the process shape its text (kiosk.text_shaping): joined Arabic letters, right to
+    """Make every Kivy label of the process shape its text (ui.text_shaping): joined Arabic letters, right to
     left, wrapped in logical order first. Kivy's SDL2 provider draws code points one by one, left to right.
 
     Done by giving kivy.uix.label a text provider that measures and draws each line in its visual form, so no
@@ -87,10 +87,10 @@ def install_shaping() -> None:
 
 
 def _shaping_label(base: Any) -> Any:
-    from .text_shaping import base_direction, has_rtl, visual_line
+    from ui.text_shaping import base_direction, has_rtl, visual_line
 
     class ShapingLabel(base):  # type: ignore[misc, valid-type]
-        """Kivy's core label, measuring and drawing each wrapped line as it looks (kiosk.text_shaping)."""
+        """Kivy's core label, measuring and drawing each wrapped line as it looks (ui.text_shaping)."""
 
         shapes_text = True
 

@@ -1,16 +1,16 @@
 """The one text widget of the kiosk, the counter panel and the hall display: a label that fits its box.
 
 `FitLabel` is told its words (`words`), its language and the largest and smallest font size it may use;
-whenever its box, words or sizes change it lays the words out with kiosk.text_fit (shrink, then wrap,
+whenever its box, words or sizes change it lays the words out with ui.text_fit (shrink, then wrap,
 then hyphenate) and draws the lines at the size found. Measuring goes through Kivy's own core label, the
-shaping one installed by kiosk.kivy_env, so Arabic is measured as it is drawn. `fitted` keeps the result:
+shaping one installed by ui.kivy_env, so Arabic is measured as it is drawn. `fitted` keeps the result:
 the fit test (tests/test_fit.py) walks every screen and fails on any label whose words did not fit.
 
 `grow=True` makes the label as tall as its lines (stacks of lines in a scrolling-free column): only its
 width is fixed then. Alignment is given as "start"/"end" (or left/right/center): "start" is the left in
 Swedish and the right in Arabic, so a mirrored screen needs no second layout.
 
-Kivy must be configured (kiosk.kivy_env.configure_kivy) before this module is imported.
+Kivy must be configured (ui.kivy_env.configure_kivy) before this module is imported.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from kivy.core.text import Label as CoreLabelBase
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.label import Label
 
-from .text_fit import Fitted, fit
-from .text_shaping import is_rtl_language
+from ui.text_fit import Fitted, fit
+from ui.text_shaping import is_rtl_language
 
 _measurers: dict[tuple[str, float], Any] = {}
 

@@ -2,7 +2,7 @@
 
 Kivy's SDL2 text provider and Pillow without libraqm draw code points one by one, left to right: Arabic
 then shows separate, unjoined letters in reverse order. Both the kiosk's, the counter's and the display's
-labels (through kiosk.kivy_env's label provider) and the ticket's fallback path come here, so a script is
+labels (through ui.kivy_env's label provider) and the ticket's fallback path come here, so a script is
 shaped in one place: arabic-reshaper picks each letter's joined form, python-bidi puts one line into
 visual order (brackets mirrored), numbers and Latin ticket numbers staying left to right inside it.
 

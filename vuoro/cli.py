@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import __version__, runfile, sdnotify
-from .cli_actions import EXIT_REFUSED  # the exit codes are listed there
-from .config import INSTALLED_HALL, ConfigError, HallConfig, find_hall_file, load_hall
-from .locate import BrokerNotFound, resolve_broker
-from .mqtt import VERSIONS, BrokerAddress
+from broker import __version__, runfile, sdnotify
+from broker.config import INSTALLED_HALL, ConfigError, HallConfig, find_hall_file, load_hall
+from broker.locate import BrokerNotFound, resolve_broker
+from broker.mqtt import VERSIONS, BrokerAddress
+from vuoro.cli_actions import EXIT_REFUSED  # the exit codes are listed there
 
 if TYPE_CHECKING:
-    from .embedded import EmbeddedBroker
+    from broker.embedded import EmbeddedBroker
 
 log = logging.getLogger("vuoro")
 
@@ -36,12 +36,12 @@ APP_COMMANDS: dict[str, tuple[str, str]] = {
     "kiosk": ("kiosk.cli", "run the ticket kiosk (or --snapshot, --test-print)"),
     "counter": ("counter.cli", "run a counter panel (or --snapshot)"),
     "display": ("display.cli", "run a hall display (or --snapshot)"),
-    "report": ("broker.report_command", "statistics of a hall's event log: CSV, charts and an HTML page"),
-    "simulate": ("broker.simulate_cli", "run the engine over a simulated day; find the staffing for a target wait"),
-    "demo": ("broker.demo", "the demo hall: server, kiosk, two counters, two displays (or --headless)"),
-    "provision": ("broker.provision_cli", "make the broker's accounts, ACL and TLS certificates, and each "
+    "report": ("vuoro.report_command", "statistics of a hall's event log: CSV, charts and an HTML page"),
+    "simulate": ("analytics.simulate_cli", "run the engine over a simulated day; find the staffing for a target wait"),
+    "demo": ("vuoro.demo", "the demo hall: server, kiosk, two counters, two displays (or --headless)"),
+    "provision": ("ops.provision_cli", "make the broker's accounts, ACL and TLS certificates, and each "
                   "device's credentials file"),
-    "doctor": ("broker.doctor_command", "check this device's setup and say in plain words what is wrong"),
+    "doctor": ("vuoro.doctor_command", "check this device's setup and say in plain words what is wrong"),
     "web": ("web.cli", "the visitors' web server: a ticket's live page, its feedback, the web hall display"),
     "collect": ("city.cli", "the city: every hall's events from the central broker into PostgreSQL"),
     "overview": ("city.overview_cli", "the city: a live page of every hall's queues, waits and devices, for staff"),
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except ModuleNotFoundError as exc:  # a library of a role this machine was not installed for
-        from .extras import missing_extra
+        from broker.extras import missing_extra
 
         message = missing_extra(exc)
         if message is None:
@@ -186,11 +186,11 @@ def _main(argv: list[str] | None) -> int:
         return run_server(args)
     if hasattr(signal, "SIGPIPE") and args.command not in HALL_RUNNERS:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vuoro status | head` ends quietly, as other tools do
-    from . import cli_actions
+    from vuoro import cli_actions
 
     hall = _load(args)
     if args.command in APP_COMMANDS:
-        from .extras import missing_for
+        from broker.extras import missing_for
 
         missing = missing_for(args)
         if missing is not None:
@@ -221,7 +221,7 @@ def _advertise(args: argparse.Namespace, hall: HallConfig, address: BrokerAddres
     loopback = address.host in ("localhost", "::1") or address.host.startswith("127.")
     if args.advertise is None and loopback:
         return None
-    from . import discovery
+    from broker import discovery
 
     port, tls, host = address.port, address.tls, None if loopback or address.host == "0.0.0.0" else address.host
     if args.advertise not in (None, "auto"):
@@ -278,7 +278,7 @@ def _server_broker(args: argparse.Namespace, hall: HallConfig,
                    db: Path) -> tuple[EmbeddedBroker | None, BrokerAddress]:
     """The server's broker: --broker, or the credentials file's (with its login), or else an embedded broker
     started here on --listen (returned, for the caller to stop). Exits with a plain message when it cannot."""
-    from .embedded import EmbeddedBrokerError, start_embedded
+    from broker.embedded import EmbeddedBrokerError, start_embedded
 
     if args.broker or (args.credentials and not args.listen):  # a broker named, or the credentials' broker
         try:
@@ -303,8 +303,8 @@ def _server_broker(args: argparse.Namespace, hall: HallConfig,
 
 def _serve(args: argparse.Namespace, hall: HallConfig, db: Path, address: BrokerAddress) -> int:
     """Run the hall service on `address` until stopped; "ready" (stdout and systemd) only once it is."""
-    from .service import HallService
-    from .store import StoreError
+    from broker.service import HallService
+    from broker.store import StoreError
 
     try:
         service = HallService(hall, db, address, always_open=args.always_open, version=args.mqtt_version)

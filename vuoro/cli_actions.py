@@ -8,10 +8,10 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from . import protocol as p
-from .client import CommandError, HallClient, ServerUnavailable
-from .config import HallConfig
-from .mqtt import BrokerAddress
+from broker import protocol as p
+from broker.client import CommandError, HallClient, ServerUnavailable
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
 
 TIMEOUT_S = 5.0
 # Exit codes: 0 done, 1 refused by the hall server, 2 bad arguments or config, 3 server or broker unreachable,
@@ -28,7 +28,7 @@ def acting_as(args: argparse.Namespace) -> tuple[str, str] | str:
     accounts may act for any kiosk or counter; without credentials (a trial broker) anything goes."""
     creds = None
     if getattr(args, "credentials", None):
-        from .credentials import CredentialsError, load_credentials
+        from broker.credentials import CredentialsError, load_credentials
 
         try:
             creds = load_credentials(args.credentials)
@@ -131,9 +131,9 @@ def _connect(client: HallClient, address: BrokerAddress) -> int | None:
 
 def _print_ticket(hall: HallConfig, ticket: dict[str, Any], uri: str, lang: str | None) -> int:
     """Print a drawn ticket exactly as the kiosk would (kiosk imported lazily: python-escpos is slow to load)."""
-    from kiosk.i18n import ticket_labels
     from kiosk.printer import Printer, PrinterError
     from kiosk.ticket import build_ticket
+    from ui.i18n import ticket_labels
 
     lang = _lang(hall, lang or ticket.get("lang"))
     try:
@@ -220,7 +220,7 @@ def _watcher(args: argparse.Namespace) -> tuple[str, str]:
     """Who `vuoro status` listens as: a device's own account reads the hall's state under its own name (its
     ACL lets it read only its own replies), IT's and the server's as a passing admin terminal."""
     if getattr(args, "credentials", None):
-        from .credentials import CredentialsError, load_credentials
+        from broker.credentials import CredentialsError, load_credentials
 
         try:
             creds = load_credentials(args.credentials)

@@ -9,7 +9,7 @@ machine finds it as it finds `vuoro server` (the runfile; zeroconf with --advert
 output going away (`vuoro demo | head`) leaves it running, quietly.
 
 On a machine without a screen, or with --headless, the same hall runs without windows and a scripted
-stream of visitors and staff goes through a simulated morning (broker/demo_headless.py).
+stream of visitors and staff goes through a simulated morning (vuoro/demo_headless.py).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from .children import spawn
-from .config import HallConfig
-from .demo_server import HallUnreachable, hall_server, stop_signals, tell
-from .mqtt import BrokerAddress
+from broker.children import spawn
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
+from vuoro.demo_server import HallUnreachable, hall_server, stop_signals, tell
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Device:
     extra: tuple[str, ...] = ()
 
     def argv(self, hall: Path, broker: BrokerAddress) -> list[str]:
-        return [sys.executable, "-m", "broker.cli", self.app, "--hall", str(hall), "--broker", broker.url,
+        return [sys.executable, "-m", "vuoro.cli", self.app, "--hall", str(hall), "--broker", broker.url,
                 "--id", self.id, "--windowed", "--size", self.size, *self.extra]
 
     def env(self) -> dict[str, str]:
@@ -90,7 +90,7 @@ def _day(text: str) -> date:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .cli import add_advertise_arguments
+    from vuoro.cli import add_advertise_arguments
 
     parser.add_argument("--headless", action="store_true",
                         help="no windows: a scripted stream of visitors through a simulated morning, printed")
@@ -112,15 +112,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> int:
-    from .embedded import EmbeddedBrokerError
-    from .store import StoreError
+    from broker.embedded import EmbeddedBrokerError
+    from broker.store import StoreError
 
     headless = args.headless or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if headless and not args.headless:
         tell("vuoro demo: no screen here (DISPLAY is not set): running the hall without windows (--headless)")
     try:
         if headless:
-            from .demo_headless import run_headless
+            from vuoro.demo_headless import run_headless
 
             return run_headless(args, hall)
         return run_windows(args, hall)

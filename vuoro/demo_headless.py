@@ -5,7 +5,7 @@ MQTT client per device (a kiosk, every counter) sending the same commands the ap
 compressed: the server runs on a clock `--speed` times faster than the wall (a morning in about a minute),
 so its waits, estimates and statistics are in the hall's own minutes. The visitors (when they come, what
 about, how long their visit takes, who is forwarded or leaves before being called) are drawn from the
-simulator's weekday profile (broker/scenario.py), so the demo and `vuoro simulate` tell the same story.
+simulator's weekday profile (analytics/scenario.py), so the demo and `vuoro simulate` tell the same story.
 At the end the day's figures are read back from the event log by broker/stats.py, as `vuoro report` does.
 
 The morning is that of the first day the hall is open from today (or --date) on; --seed picks the visitors.
@@ -30,13 +30,13 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Literal, Protocol, assert_never
 
-from . import protocol as p
-from . import stats
-from .client import CommandError, HallClient
-from .config import HallConfig
-from .demo_server import hall_server, stop_signals, tell
-from .estimate import wait_range_minutes  # as the paper ticket prints it
-from .scenario import Behaviour, Visitor, make_visitors, ticket_window, weekday_arrivals, weekday_profile
+from analytics.scenario import Behaviour, Visitor, make_visitors, ticket_window, weekday_arrivals, weekday_profile
+from broker import protocol as p
+from broker import stats
+from broker.client import CommandError, HallClient
+from broker.config import HallConfig
+from broker.estimate import wait_range_minutes  # as the paper ticket prints it
+from vuoro.demo_server import hall_server, stop_signals, tell
 
 MORNING_END_H = 12  # visitors arrive until noon...
 MORNING_MIN_S = 4 * 3600  # ...or, in a hall that opens late, for its first four hours
@@ -406,7 +406,7 @@ def run_headless(args: argparse.Namespace, hall: HallConfig) -> int:
 
 
 def read_tallies(db: Path, hall: HallConfig) -> dict[stats.Key, stats.Tally]:
-    from .store import Store
+    from broker.store import Store
 
     store = Store(db, hall.id)
     try:

@@ -1,5 +1,5 @@
 """The hall server a demo runs (with its embedded broker), and how a demo tells its story: shared by the
-windowed demo (broker/demo.py) and the headless one (broker/demo_headless.py), neither of which imports
+windowed demo (vuoro/demo.py) and the headless one (vuoro/demo_headless.py), neither of which imports
 the other's module for them. Imports the server's own modules only, lazily where they start threads.
 """
 
@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from .config import HallConfig
-from .mqtt import BrokerAddress
+from broker.config import HallConfig
+from broker.mqtt import BrokerAddress
 
 
 def tell(text: str, *, err: bool = False) -> None:
@@ -47,9 +47,9 @@ def hall_server(args: argparse.Namespace, hall: HallConfig, db: Path, *,
                 clock: Any = None) -> Iterator[tuple[Any, BrokerAddress]]:
     """The hall server (and, without --broker, the embedded broker) for as long as the block runs, found
     by the command line and devices as `vuoro server` is (cli.announced)."""
-    from .cli import announced, listen_address
-    from .embedded import EmbeddedBroker, start_embedded
-    from .service import HallService
+    from broker.embedded import EmbeddedBroker, start_embedded
+    from broker.service import HallService
+    from vuoro.cli import announced, listen_address
 
     embedded: EmbeddedBroker | None = None
     if args.broker:

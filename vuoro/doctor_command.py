@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from broker import doctor
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
+from ops import doctor
 
 add_arguments = doctor.add_arguments
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from broker import report_cli
+from analytics import report_cli
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
 

@@ -22,17 +22,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from broker import protocol as p
 from broker.config import HallConfig
-
-from . import texts
-from .book import status_of
-from .display import KEY_PREFIX, WebDisplays
-from .hub import HallUnavailable, Hub, Listener, Refused
-from .limits import FEEDBACK, LOOKUP, Limiter, Network, client_address
+from web import texts
+from web.book import status_of
+from web.display import KEY_PREFIX, WebDisplays
+from web.hub import HallUnavailable, Hub, Listener, Refused
+from web.limits import FEEDBACK, LOOKUP, Limiter, Network, client_address
 
 log = logging.getLogger(__name__)
 
 PACKAGE = resources.files("web")
-STATIC = {"web.css": "text/css", "ticket.js": "text/javascript", "display.js": "text/javascript"}
+STATIC = {"web.css": "text/css", "ticket.js": "text/javascript", "display.js": "text/javascript",
+          "chime.js": "text/javascript"}
 HEARTBEAT_S = 20.0  # an SSE comment this often keeps proxies and phones from closing an idle stream
 DISPLAY_TICK_S = 5.0  # a TV's board is looked at again this often: its clock, languages and highlights turn
 STREAMS_MAX = 20000  # open event streams, all pages together

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
         print(f"vuoro web: the web server needs the `web` extra ({exc.name} is missing): "
               "pip install 'vuoro[web]'", file=sys.stderr)
         return 2
-    from .limits import parse_proxies
+    from web.limits import parse_proxies
 
     try:
         host, port = _listen(args.listen)
@@ -64,8 +64,8 @@ async def _serve(args: argparse.Namespace, hall: HallConfig, address: BrokerAddr
                  proxies: tuple) -> int:
     from aiohttp import web
 
-    from .app import Settings, WebApp
-    from .hub import Hub
+    from web.app import Settings, WebApp
+    from web.hub import Hub
 
     hub = Hub(hall, address, device=args.device, grace_min=args.grace_min, version=args.mqtt_version)
     synced = await hub.start()

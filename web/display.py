@@ -2,7 +2,7 @@
 model (display/model.py), fed the same retained state and events through `vuoro web`'s broker account, and
 rendered as HTML and as a JSON message for the page's Server-Sent Events.
 
-May import display.model, display.board, kiosk.i18n and broker; the app (web/app.py) routes to it.
+May import display.model, display.board, ui.i18n and broker; the app (web/app.py) routes to it.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from broker import protocol as p
 from broker.config import HallConfig
 from display.board import CALLS, Board, CallView, QueueView
 from display.model import DisplayModel, EventIn, Input, LinkIn, ServerIn, StateIn
-from kiosk.i18n import render
-
-from .hub import BOARD_PREFIX, Hub
-from .texts import direction
+from ui.i18n import render
+from web.hub import BOARD_PREFIX, Hub
+from web.texts import direction
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = BOARD_PREFIX  # a display's listeners are keyed "display/<id>" beside the tickets' tokens

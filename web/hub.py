@@ -21,8 +21,7 @@ from broker import protocol as p
 from broker.client import HallClient
 from broker.config import HallConfig
 from broker.mqtt import BrokerAddress
-
-from .book import Book
+from web.book import Book
 
 log = logging.getLogger(__name__)
 

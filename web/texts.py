@@ -10,9 +10,8 @@ from babel import Locale, UnknownLocaleError
 
 from broker.config import HallConfig, Text
 from broker.estimate import round_wait_minutes
-from kiosk.i18n import language_name, translator
-
-from .book import CALLED, CLOSED, DONE, FORWARDED, NOSHOW, RECALLED, WAITING, TicketView
+from ui.i18n import language_name, translator
+from web.book import CALLED, CLOSED, DONE, FORWARDED, NOSHOW, RECALLED, WAITING, TicketView
 
 # Every message id the web shows: tests/test_web_book.py checks each shipped language has each.
 MESSAGE_IDS = frozenset({

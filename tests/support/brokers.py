@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -184,7 +184,7 @@ class ServerProcess:
                  always_open: bool = True, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.db, self.broker, self.hall = db, broker, hall
         self.env = env or {}
-        self.args = [sys.executable, "-m", "broker.cli", "server", "--hall", str(hall), "--db", str(db)]
+        self.args = [sys.executable, "-m", "vuoro.cli", "server", "--hall", str(hall), "--db", str(db)]
         if broker is not None:
             self.args += ["--broker", broker.url]
         if always_open:

@@ -14,18 +14,20 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from broker import protocol as p
-from broker.bridge import render_central_conf
 from broker.client import CommandError, HallClient, ServerUnavailable
 from broker.credentials import load_credentials
 from broker.mqtt import BrokerAddress
-from broker.provision import render_conf
-from tests.support.brokers import DEMO_HALL, ROOT, MosquittoBroker, ServerProcess, free_port
+from ops.bridge import render_central_conf
+from ops.provision import render_conf
+from tests.support.brokers import DEMO_HALL, ROOT, MosquittoBroker, ServerProcess, free_port, mosquitto_binary
 from tests.support.secured import broker_dir
 
 LOGS = "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
@@ -110,7 +112,7 @@ def hall_file(folder: Path, hall_id: str) -> Path:
 
 def provision_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`vuoro provision ...` as IT runs it."""
-    done = subprocess.run([sys.executable, "-m", "broker.cli", "provision", *args], cwd=ROOT, text=True,
+    done = subprocess.run([sys.executable, "-m", "vuoro.cli", "provision", *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done
@@ -223,6 +225,18 @@ class City:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def running_city(halls: list[str]) -> Iterator[City]:
+    """The halls' servers, each on its own Mosquitto, bridged to a central one; all stopped after."""
+    if mosquitto_binary() is None:
+        pytest.fail("mosquitto is not installed: run bin/test, which installs it")
+    town = City(halls)
+    try:
+        yield town.start()
+    finally:
+        town.close()
+
+
 class Morning:
     """Visitors and counters in every hall, until stopped: a kiosk issues tickets, a counter calls and serves them,
     one step every `pace_s` per hall. It keeps going through the city's outages (the halls do not notice)."""
@@ -281,7 +295,7 @@ class CollectorProcess:
     """`vuoro collect` as a real process, as the city's IT runs it."""
 
     def __init__(self, city: City, dsn: str, *, extra: tuple[str, ...] = ()) -> None:
-        self.args = [sys.executable, "-m", "broker.cli", "collect", "--broker", city.central_address.url,
+        self.args = [sys.executable, "-m", "vuoro.cli", "collect", "--broker", city.central_address.url,
                      "--account", str(city.account("collector")), "--db", dsn,
                      "--hall", str(next(iter(city.halls.values())).file), *extra]
         self.log = city.root / "collector.log"

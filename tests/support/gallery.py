@@ -46,7 +46,7 @@ def problems(root: Any, screen: str) -> tuple[list[dict[str, Any]], list[str]]:
     from kivy.core.window import Window
     from kivy.uix.label import Label
 
-    from kiosk.kivy_text import FitLabel
+    from ui.kivy_text import FitLabel
 
     found: list[dict[str, Any]] = []
     hyphenated: list[str] = []
@@ -128,7 +128,6 @@ def kiosk(out: Path, langs: list[str]) -> dict[str, Any]:
     from kivy.core.window import Window
 
     from kiosk.app import KioskRoot, TouchButton
-    from kiosk.kivy_text import FitLabel
     from kiosk.model_types import (
         ChooseLanguage,
         ChooseTopic,
@@ -139,6 +138,7 @@ def kiosk(out: Path, langs: list[str]) -> dict[str, Any]:
         ToggleAccessibility,
     )
     from tests.test_kiosk_model import Kiosk
+    from ui.kivy_text import FitLabel
 
     gallery = Gallery("kiosk", out)
     root = KioskRoot(lambda action: None, size=Window.size)
@@ -300,7 +300,7 @@ def run(app: str, out: Path, langs: list[str], kivy_home: Path) -> dict[str, Any
 
 def main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
     app, out, langs = argv[0], Path(argv[1]), argv[2:]
-    from kiosk.kivy_env import configure_kivy
+    from ui.kivy_env import configure_kivy
 
     size = {"kiosk": KIOSK_SIZE, "counter": COUNTER_SIZE, "display": DISPLAY_SIZE}[app]
     if app == "display":

@@ -3,7 +3,7 @@
 A script is a generator run on Kivy's clock: it does something (a touch, a check), then yields a
 callable to wait for until it returns true, or a float to pause that many seconds. The app stops at
 the end of the script, on an error (kept in report["error"]), or when the time runs out.
-Import only in a process where Kivy is configured (kiosk.kivy_env.configure_kivy) and the app built.
+Import only in a process where Kivy is configured (ui.kivy_env.configure_kivy) and the app built.
 """
 
 from __future__ import annotations

@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 import psycopg  # the city extra, which bin/test installs (`all`): a missing one fails, never skips
+import pytest
 
 ADMIN_DSN = os.environ.get("VUORO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 CONNECT_TIMEOUT_S = 10

@@ -11,7 +11,7 @@ from pathlib import Path
 from broker.config import HallConfig
 from broker.credentials import Credentials, load_credentials
 from broker.mqtt import BrokerAddress
-from broker.provision import provision, render_conf
+from ops.provision import provision, render_conf
 from tests.support.brokers import MosquittoBroker, free_port
 
 
