@@ -24,12 +24,13 @@ def next_source(tiers: Sequence[Sequence[str]], oldest: Callable[[str], int | No
     """
     if forwarded:
         return FORWARDED
-    for tier in tiers:
-        best: tuple[int, str] | None = None
+    for tier in tiers:  # the estimate calls this for every visitor it plays forward: no tuples on the way
+        best_order, best_topic = 0, ""
         for topic in tier:
             order = oldest(topic)
-            if order is not None and (best is None or (order, topic) < best):
-                best = (order, topic)
-        if best is not None:
-            return best[1]
+            if order is not None and (not best_topic or order < best_order
+                                      or (order == best_order and topic < best_topic)):
+                best_order, best_topic = order, topic
+        if best_topic:
+            return best_topic
     return None
