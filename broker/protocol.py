@@ -126,6 +126,15 @@ class ParsedTopic:
     name: str | None = None  # event type, or state name ("hall", "queue/general"...)
 
 
+def every_hall(*parts: str) -> str:
+    """A filter over every hall's topics, for the city's accounts: every_hall("state", "#") is vuoro/+/state/#."""
+    return "/".join((ROOT, "+", *parts))
+
+
+# What the city's readers (the collector, the overview, Home Assistant) watch of every hall, besides its events
+CITY_WATCH = (every_hall("state", "#"), every_hall("server"), every_hall("device", "#"))
+
+
 class Topics:
     """Builds and parses the topic tree of one hall: vuoro/<hall>/..."""
 

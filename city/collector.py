@@ -97,8 +97,7 @@ class Collector:
         self._db_retry_at = 0.0
         self._db_delay = DB_RETRY_S[0]
         self.caught_up = threading.Event()  # set whenever every known hall is complete here (for tests, status)
-        subscriptions = [f"{p.ROOT}/+/event/#", f"{p.ROOT}/+/state/#", f"{p.ROOT}/+/server",
-                         f"{p.ROOT}/+/device/#", f"{p.ROOT}/+/reply/admin/{collector_id}"]
+        subscriptions = [p.every_hall("event", "#"), *p.CITY_WATCH, p.every_hall("reply", "admin", collector_id)]
         # a persistent session: while the collector restarts, the centre keeps the bridges' events for it (the
         # halls' replay covers whatever it had taken but not written when it died)
         self.link = MqttLink(address, client_id=f"vuoro-collector-{collector_id}", version=version, persistent=True,

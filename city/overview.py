@@ -44,7 +44,7 @@ class Feed:
         self.lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
-        subscriptions = [f"{p.ROOT}/+/server", f"{p.ROOT}/+/state/#", f"{p.ROOT}/+/device/#"]
+        subscriptions = list(p.CITY_WATCH)
         self.link = MqttLink(address, client_id=f"vuoro-overview-{secrets.token_hex(3)}", version=version,
                              subscriptions=subscriptions,
                              on_message=self._arrived)

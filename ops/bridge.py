@@ -167,11 +167,11 @@ def central_acl_block(hall_id: str, settings: BridgeSettings) -> str:
 
 def city_acl_block(collector: str) -> str:
     """The city's own accounts: they read every hall (`+` for the hall), and only the collector asks."""
-    every = "/".join((p.ROOT, "+"))
-    watch = [f"{every}/state/#", f"{every}/server", f"{every}/device/#"]
+    watch = p.CITY_WATCH
     rules = {
-        "collector": [(READ, f"{every}/event/#"), *((READ, w) for w in watch),
-                      (READ, f"{every}/reply/admin/{collector}"), (WRITE, f"{every}/cmd/admin/{collector}"),
+        "collector": [(READ, p.every_hall("event", "#")), *((READ, w) for w in watch),
+                      (READ, p.every_hall("reply", "admin", collector)),
+                      (WRITE, p.every_hall("cmd", "admin", collector)),
                       (READWRITE, f"{HA_PREFIX}/#")],
         "overview": [(READ, w) for w in watch],
         "homeassistant": [(READ, f"{HA_PREFIX}/#"), (WRITE, f"{HA_PREFIX}/status"), *((READ, w) for w in watch)],
