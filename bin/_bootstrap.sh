@@ -68,6 +68,7 @@ bootstrap() {
     if [[ ",$extra," == *,dev,* ]]; then
         _need_postgres  # the city's tests write into a real PostgreSQL (a fresh database per run, dropped after)
         _need_debs chromium chromium-driver  # tests/test_web_browser.py: the visitor's page in a real browser
+        _need_debs stunnel4  # the city tests: a hall's bridge speaks TLS to the centre through stunnel (ops/bridge.py)
     fi
     if [[ ",$extra," =~ ,(all|ui|kiosk|counter|display), ]]; then
         # Kivy's windows (also SDL's offscreen driver in the tests) need Mesa's GL; mtdev for touch screens;

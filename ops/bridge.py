@@ -18,11 +18,17 @@ a password file and an ACL with one bridge account per hall (`city/bridge/<hall>
 under its own hall and read only the collector's questions to it), the collector's account (reads every
 hall, asks any hall to replay, publishes Home Assistant discovery), the overview's and Home Assistant's
 (read only), each with an account file (city/account.py), and central.conf; with mqtts:// also the centre's
-CA and certificate, whose CA the hall's bridge checks.
+CA and certificate, whose CA the hall checks.
+
+With mqtts:// the hall's Mosquitto does not speak TLS to the centre itself: its bridge connects in plain MQTT to
+a stunnel on loopback (city-tunnel.conf, run by Debian's stunnel@.service), which does. Mosquitto 2.0.11, the
+one of Debian 12 and Raspberry Pi OS Bookworm, corrupts its table of connections when a TLS handshake of its
+bridge fails and then spins, serving none of the hall's devices (tests/test_bridge.py shows it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import tomllib
@@ -48,11 +54,14 @@ from ops.provision import (
 )
 
 BRIDGE_TEMPLATE = assets.path("mosquitto", "bridge.conf")
+TUNNEL_TEMPLATE = assets.path("mosquitto", "city-tunnel.conf")
 CENTRAL_TEMPLATE = assets.path("mosquitto", "central.conf")
 CENTRAL_TLS_TEMPLATE = assets.path("mosquitto", "central-tls.conf")
 CENTRAL_TEMPLATE_DIR = "/etc/mosquitto/vuoro-central/"
 BRIDGE_FILE = "bridge.toml"  # in the hall's folder: the bridge's settings and password, kept across runs
 CENTRAL_CA = "central-ca.crt"  # in the hall's folder: the CA the centre's certificate must chain to
+TUNNEL_FILE = "city-tunnel.conf"  # in the hall's folder: stunnel's config for the bridge's TLS (mqtts:// only)
+TUNNEL_PORT = 18883  # the tunnel's plain end, on loopback: where the hall's bridge connects with mqtts://
 DEFAULT_COLLECTOR = "collector"
 CITY_ACCOUNTS = ("collector", "overview", "homeassistant")
 HA_PREFIX = "homeassistant"  # Home Assistant's default discovery prefix
@@ -76,6 +85,7 @@ class BridgeProvisioned:
     created: bool
     accounts: dict[str, Path] = field(default_factory=dict)  # city account -> its file
     tls: bool = False
+    tunnel: Path | None = None  # stunnel's config for the bridge's TLS (mqtts://)
 
 
 def bridge_username(hall_id: str) -> str:
@@ -102,23 +112,42 @@ def bridge_topics(hall_id: str, settings: BridgeSettings) -> list[tuple[str, str
     return lines
 
 
-def render_bridge(hall_id: str, settings: BridgeSettings, *, ca_file: Path | None = None,
-                  template: Path = BRIDGE_TEMPLATE) -> str:
-    """The bridge section of the hall's Mosquitto config."""
+def render_bridge(hall_id: str, settings: BridgeSettings, *, template: Path = BRIDGE_TEMPLATE,
+                  tunnel_port: int = TUNNEL_PORT) -> str:
+    """The bridge section of the hall's Mosquitto config. With mqtts:// the bridge connects in plain MQTT to the
+    hall's own TLS tunnel on loopback (render_tunnel), never with Mosquitto's TLS: see city-tunnel.conf for why."""
     central = BrokerAddress.parse(settings.central)
     host = f"[{central.host}]" if ":" in central.host else central.host
+    address = f"127.0.0.1:{tunnel_port}" if central.tls else f"{host}:{central.port}"
     text = template.read_text(encoding="utf-8").format(
-        connection=f"vuoro-{hall_id}-central", address=f"{host}:{central.port}", clientid=f"vuoro-bridge-{hall_id}",
+        connection=f"vuoro-{hall_id}-central", address=address, clientid=f"vuoro-bridge-{hall_id}",
         username=bridge_username(hall_id), password=settings.password)
     lines = [text.rstrip("\n")]
-    if central.tls:
-        if ca_file is None:
-            lines.append("bridge_capath /etc/ssl/certs")  # a centre with a certificate of a public CA
-        else:
-            lines.append(f"bridge_cafile {ca_file}")
-        lines.append("bridge_tls_version tlsv1.2")
     lines += [f"topic {topic} {direction} {qos}" for topic, direction, qos in bridge_topics(hall_id, settings)]
     return "\n".join(lines) + "\n"
+
+
+def render_tunnel(settings: BridgeSettings, conf_path: Path, *, ca_file: Path | None = None,
+                  accept_port: int = TUNNEL_PORT, template: Path = TUNNEL_TEMPLATE) -> str:
+    """stunnel's config for an mqtts:// centre: plain on 127.0.0.1:accept_port, TLS to the centre, whose
+    certificate must chain to `ca_file` (else to a public CA) and name the URL's host."""
+    central = BrokerAddress.parse(settings.central)
+    if not central.tls:
+        raise ValueError(f"{settings.central}: only an mqtts:// centre goes through the tunnel")
+    host = f"[{central.host}]" if ":" in central.host else central.host
+    text = template.read_text(encoding="utf-8").format(conf_path=conf_path, accept_port=accept_port,
+                                                       central=f"{host}:{central.port}")
+    lines = [text.rstrip("\n"), f"CAfile = {ca_file}" if ca_file is not None else "CApath = /etc/ssl/certs"]
+    lines.append(f"checkIP = {central.host}" if _is_ip(central.host) else f"checkHost = {central.host}")
+    return "\n".join(lines) + "\n"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def with_bridge(conf: str, section: str | None) -> str:
@@ -246,17 +275,21 @@ def provision_bridge(hall: HallConfig, directory: str | Path, central: str | Non
     done = BridgeProvisioned(directory / "vuoro.conf", central_dir, bridge_username(hall.id), created=old is None,
                              tls=address.tls)
 
-    ca_file: Path | None = None
+    tunnel = directory / TUNNEL_FILE
     if address.tls:
         ca_pem = Path(central_ca).read_bytes() if central_ca is not None else _central_certificate(
             central_dir, list(central_names) or [address.host], mosquitto_group)
         ca_file = directory / CENTRAL_CA
         _write(ca_file, ca_pem, 0o644)
+        _write(tunnel, render_tunnel(settings, tunnel, ca_file=ca_file).encode("utf-8"), 0o644)
+        done.tunnel = tunnel
+    else:
+        tunnel.unlink(missing_ok=True)
 
     _write(directory / BRIDGE_FILE, _dump_settings(settings).encode("utf-8"), 0o600)
     conf = directory / "vuoro.conf"
     # the bridge's password is in it now: readable by Mosquitto's group only
-    _write(conf, with_bridge(_read(conf), render_bridge(hall.id, settings, ca_file=ca_file)).encode("utf-8"),
+    _write(conf, with_bridge(_read(conf), render_bridge(hall.id, settings)).encode("utf-8"),
            0o640, group=mosquitto_group)
 
     # the centre: this hall's bridge account and the city's accounts
@@ -313,6 +346,7 @@ def drop_bridge(directory: str | Path, *, mosquitto_group: str | None = "mosquit
     if load_settings(directory) is None:
         return False
     (directory / BRIDGE_FILE).unlink()
+    (directory / TUNNEL_FILE).unlink(missing_ok=True)
     conf = directory / "vuoro.conf"
     _write(conf, with_bridge(_read(conf), None).encode("utf-8"), 0o640, group=mosquitto_group)
     return True

@@ -132,6 +132,10 @@ def print_bridge(done: BridgeProvisioned) -> None:
           f"{', ca.crt and its certificate' if done.tls else ''}; the city's account files in {central}/accounts/:")
     for name, path in done.accounts.items():
         print(f"  {name}: {path}")
+    if done.tunnel is not None:
+        print(f"The bridge's TLS goes through stunnel ({done.tunnel}; why: see its comments). On this machine:")
+        print(f"  sudo apt-get install -y stunnel4 && sudo ln -sf {done.tunnel} /etc/stunnel/vuoro-city.conf && "
+              "sudo systemctl enable --now stunnel@vuoro-city")
     print("On the central machine (after every hall was provisioned, or copy the files again when one is added):")
     print(f"  sudo cp -r {central} /etc/mosquitto/vuoro-central && sudo ln -sf "
           "/etc/mosquitto/vuoro-central/central.conf /etc/mosquitto/conf.d/vuoro-central.conf && "

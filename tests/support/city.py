@@ -25,9 +25,17 @@ from broker import protocol as p
 from broker.client import CommandError, HallClient, ServerUnavailable
 from broker.credentials import load_credentials
 from broker.mqtt import BrokerAddress
-from ops.bridge import render_central_conf
+from ops.bridge import TUNNEL_FILE, TUNNEL_PORT, render_central_conf
 from ops.provision import render_conf
-from tests.support.brokers import DEMO_HALL, ROOT, MosquittoBroker, ServerProcess, free_port, mosquitto_binary
+from tests.support.brokers import (
+    DEMO_HALL,
+    ROOT,
+    MosquittoBroker,
+    ServerProcess,
+    free_port,
+    mosquitto_binary,
+    wait_port,
+)
 from tests.support.secured import broker_dir
 
 LOGS = "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
@@ -45,8 +53,13 @@ class Link:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.accepted = 0  # connections taken, whether or not the centre was there to relay them to
+        self.relay = True
 
-    def mend(self) -> Link:
+    def mend(self, *, relay: bool = True) -> Link:
+        """Listen again; relay=False ends every connection at once, as a load balancer in front of a centre that is
+        down does (the bridge's TLS handshake gets an EOF)."""
+        self.relay = relay
         server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
         server.settimeout(0.2)
         self._server = server
@@ -75,6 +88,10 @@ class Link:
                 client, _ = server.accept()
             except (TimeoutError, OSError):
                 continue
+            self.accepted += 1
+            if not self.relay:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
@@ -98,6 +115,39 @@ class Link:
         for s in (source, sink):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+
+class Tunnel:
+    """The hall's stunnel as `vuoro provision --bridge mqtts://` configured it (Debian's stunnel4 runs the same file),
+    with only its plain end moved to a free port and without the switch to the stunnel4 user (tests need no root)."""
+
+    def __init__(self, conf: Path) -> None:
+        self.port = free_port()
+        text = conf.read_text(encoding="utf-8").replace(f"accept = 127.0.0.1:{TUNNEL_PORT}\n",
+                                                        f"accept = 127.0.0.1:{self.port}\n")
+        text = re.sub(r"(?m)^set[ug]id = .*\n", "", text)
+        self.conf = conf.with_name("test-tunnel.conf")
+        self.conf.write_text(text, encoding="utf-8")
+        self.log = conf.with_name("tunnel.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Tunnel:
+        binary = shutil.which("stunnel4") or shutil.which("stunnel")
+        if binary is None:
+            pytest.fail("stunnel is not installed (Debian: stunnel4): run bin/test, which installs it")
+        self.proc = subprocess.Popen([binary, str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "ab"))  # noqa: SIM115
+        wait_port("127.0.0.1", self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def hall_file(folder: Path, hall_id: str) -> Path:
@@ -126,6 +176,7 @@ class Hall:
     link: Link
     broker: MosquittoBroker | None = None
     server: ServerProcess | None = None
+    tunnel: Tunnel | None = None
 
     @property
     def db(self) -> Path:
@@ -142,6 +193,9 @@ class Hall:
     def start(self) -> Hall:
         conf = (self.dir / "vuoro.conf").read_text(encoding="utf-8")
         bridge = conf[conf.index(BRIDGE_MARK):]
+        if (self.dir / TUNNEL_FILE).exists():  # mqtts://: the bridge goes through the hall's stunnel
+            self.tunnel = self.tunnel or Tunnel(self.dir / TUNNEL_FILE).start()
+            bridge = bridge.replace(f"address 127.0.0.1:{TUNNEL_PORT}\n", f"address 127.0.0.1:{self.tunnel.port}\n")
         port = self.broker.port if self.broker is not None else free_port()
         config = render_conf(self.dir, tls=False, port=port, bind="127.0.0.1") + LOGS + bridge
         self.broker = MosquittoBroker(port, config=config).start()
@@ -163,6 +217,8 @@ class Hall:
             self.server.stop()
         if self.broker is not None:
             self.broker.close()
+        if self.tunnel is not None:
+            self.tunnel.stop()
         self.link.cut()
 
 
