@@ -12,7 +12,8 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -210,8 +211,14 @@ def _next_open_day(hall: HallConfig, today: date) -> date:
     raise ValueError(f"hall {hall.id} has no open weekday within a year")
 
 
-def _from_db(path: Path, hall: HallConfig, day: date | None,
-             base: sim.Behaviour) -> tuple[date, list[Arrival], sim.Behaviour]:
+LogDay = tuple[str, int, int]  # (day, first seq, last seq), as Store.days gives them
+
+
+@contextmanager
+def _log_days(path: Path, hall: HallConfig) -> Iterator[tuple[Store, list[LogDay], list[LogDay]]]:
+    """The hall's event log at `path`, open while the block runs, with its days and its whole days (the last day
+    may still be running: it counts as whole only when it is the only one). A missing or unreadable log is a
+    ValueError that says so."""
     if not path.exists():
         raise ValueError(f"{path}: no such event log")
     try:
@@ -220,15 +227,20 @@ def _from_db(path: Path, hall: HallConfig, day: date | None,
         raise ValueError(str(exc)) from None
     try:
         days = store.days()
-        whole = days[:-1] or days  # the last day may still be running
+        yield store, days, days[:-1] or days
+    finally:
+        store.close()
+
+
+def _from_db(path: Path, hall: HallConfig, day: date | None,
+             base: sim.Behaviour) -> tuple[date, list[Arrival], sim.Behaviour]:
+    with _log_days(path, hall) as (store, days, whole):
         chosen = [d for d in days if d[0] == day.isoformat()] if day else whole[-1:]
         if not chosen:
             raise ValueError(f"{path}: the log has no day {day}" if day else f"{path}: the log is empty")
         name, first, last = chosen[0]
         events = list(store.events_between(first, last))
         tallies = stats.collect(events, hall)
-    finally:
-        store.close()
     by_topic = {label[0]: tally for label, tally in stats.group(tallies, "topic").items()}
     return (date.fromisoformat(name), list(sim.arrivals_from_log(events, hall)),
             sim.behaviour_from_figures(by_topic, base))
@@ -238,15 +250,7 @@ def _demand_from_db(path: Path, hall: HallConfig, day: date | None, weeks: int,
                     base: sim.Behaviour) -> tuple[date, Demand, sim.Behaviour]:
     """The demand of a weekday from the log: its last `weeks` such days (the weekday of --day, else of the
     log's last whole day), and the visit lengths, forwards and no-shows measured over them."""
-    if not path.exists():
-        raise ValueError(f"{path}: no such event log")
-    try:
-        store = Store(path, hall.id)
-    except StoreError as exc:
-        raise ValueError(str(exc)) from None
-    try:
-        days = store.days()
-        whole = days[:-1] or days
+    with _log_days(path, hall) as (store, _, whole):
         if not whole:
             raise ValueError(f"{path}: the log is empty")
         last = date.fromisoformat(whole[-1][0])
@@ -261,8 +265,6 @@ def _demand_from_db(path: Path, hall: HallConfig, day: date | None, weeks: int,
             some = list(store.events_between(first, final))
             events.extend(some)
             arrivals.append(sim.arrivals_from_log(some, hall))
-    finally:
-        store.close()
     by_topic = {label[0]: tally for label, tally in stats.group(stats.collect(events, hall), "topic").items()}
     source = f"{len(chosen)} {day.strftime('%A')}s of {path.name} ({chosen[0][0]} to {chosen[-1][0]})"
     return day, demand_from_history(hall, day, arrivals, source), sim.behaviour_from_figures(by_topic, base)

@@ -26,6 +26,7 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH.parent) not in sys.path:  # run from any folder: the repository's packages first
     sys.path.insert(0, str(BENCH.parent))
 
+from broker import children  # noqa: E402
 from broker.stats import percentile  # noqa: E402
 
 DAY_VISITS = 900  # visits per simulated day in the soaks: under a topic's 999 numbers, with room for warm-up
@@ -177,13 +178,7 @@ class DayServer:
         return self.days
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        children.stop(self.proc, 10.0)
 
 
 @dataclass

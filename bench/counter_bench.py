@@ -32,14 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import queue
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,16 +46,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.benchlib import (  # noqa: E402
     DAY_VISITS,
-    DayServer,
     Janitor,
     Memory,
     bare_window,
     median_ms,
-    on_signal,
     p99_ms,
     rss_mib,
     verdict,
 )
+from bench.harness import day_server, guarded, stop_process, window_bench  # noqa: E402
 
 WINDOW = "1280x800"
 TARGET_GAP_MS = 2.0
@@ -71,16 +66,6 @@ ENTER, PLUS, NUM_1, NUM_8 = 271, 270, 257, 264  # the number pad's keys as Kivy 
 PRESS_GAP_S = 0.25  # staff press when the panel has settled: the retained state follows a command by up to 0.1 s
 
 JANITOR = Janitor("counter_bench")
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_file(path: Path, timeout: float, proc: subprocess.Popen[Any] | None = None) -> None:
@@ -290,47 +275,19 @@ def main(argv: list[str] | None = None) -> int:
     soak = args.soak or (300 if args.quick else 10_000)
     soak_warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
     every = args.every or (100 if args.quick else 1000)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    watchdog = JANITOR.watchdog(300 + 1.5 * (soak + soak_warmup))
-    began = time.perf_counter()
-    passed = False
-    try:
-        passed = run(blocks, per_block, warmup, forwards, (soak_warmup, soak, every), args.quick)
-    except KeyboardInterrupt:
-        print("\ncounter_bench: interrupted; cleaning up", flush=True)
-    finally:
-        JANITOR.run()
-        watchdog.cancel()
-    print(f"\nrun time {time.perf_counter() - began:.1f} s")
-    return 0 if passed else 1
+    return guarded(JANITOR, 300 + 1.5 * (soak + soak_warmup),
+                   lambda: run(blocks, per_block, warmup, forwards, (soak_warmup, soak, every), args.quick))
 
 
 def run(blocks: int, per_block: int, warmup: int, forwards: int, soaking: tuple[int, int, int], quick: bool) -> bool:
-    from bench.kiosk_bench import machine_line
     from broker.client import HallClient
     from broker.config import DEMO_HALL, load_hall
-    from tests.support.brokers import MosquittoBroker
 
     hall = load_hall(DEMO_HALL)
-    tmp = Path(tempfile.mkdtemp(prefix="vuoro-counter-bench-"))
-    JANITOR.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    tmp, env, broker = window_bench(JANITOR, "counter panel", quick)
     flags = tmp / "flags"
     flags.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "KIVY_NO_ARGS": "1",
-           "KIVY_NO_CONSOLELOG": "1", "KIVY_HOME": str(tmp / "kivy"), "SDL_VIDEODRIVER": "offscreen",
-           "SDL_AUDIODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp / "cache"), "XDG_RUNTIME_DIR": str(tmp)}
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
-    os.environ["XDG_RUNTIME_DIR"] = str(tmp)
-    print(f"Vuoro counter panel bench ({'quick' if quick else 'full'})")
-    print("  " + machine_line())
-    broker = MosquittoBroker()
-    JANITOR.add(broker.close)
-    broker.start()
-    server = DayServer(DEMO_HALL, tmp / "hall.db", broker.address.url)  # HallService as `vuoro server` runs it
-    JANITOR.add(server.stop)
-    server.start()
+    server = day_server(JANITOR, tmp, broker)
     soak_warmup, soak, every = soaking
     print(f"  private mosquitto on {broker.address.url}; the hall server (demo hall, always open); panel window "
           f"{WINDOW} offscreen (counter 1); command-line client path as counter 3\n", flush=True)

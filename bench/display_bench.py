@@ -28,15 +28,10 @@ Every wait has a timeout; a watchdog stops and cleans up everything if the run h
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import os
 import queue
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -52,11 +47,11 @@ from bench.benchlib import (  # noqa: E402
     bare_window,
     cpu_seconds,
     median_ms,
-    on_signal,
     p99_ms,
     rss_mib,
     verdict,
 )
+from bench.harness import day_server, guarded, stop_process, window_bench  # noqa: E402
 
 WINDOW = "1920x1080"
 TARGET_MEDIAN_MS = 20.0
@@ -191,13 +186,7 @@ class Child:
         self.proc.stdin.flush()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
 
 
 def idle_pct(pid: int, seconds: float) -> float:
@@ -269,150 +258,112 @@ def main(argv: list[str] | None = None) -> int:
     soak = args.soak or (300 if args.quick else 10_000)
     soak_warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
     every = args.every or (100 if args.quick else 1000)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    watchdog = JANITOR.watchdog(300 + 3 * idle_s + (2 + args.interval) * (calls + warmup) + 2.0 * (soak + soak_warmup))
-    began = time.perf_counter()
-    passed = False
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix="vuoro-display-bench-"))
-        JANITOR.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
-        from broker.client import HallClient
-        from broker.config import DEMO_HALL, load_hall
-        from tests.support.brokers import MosquittoBroker
-
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "KIVY_NO_ARGS": "1",
-               "KIVY_NO_CONSOLELOG": "1", "KIVY_HOME": str(tmp / "kivy"), "SDL_VIDEODRIVER": "offscreen",
-               "SDL_AUDIODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp / "cache"), "XDG_RUNTIME_DIR": str(tmp)}
-        env.pop("DISPLAY", None)
-        env.pop("WAYLAND_DISPLAY", None)
-        hall = load_hall(DEMO_HALL)
-        print(f"Vuoro display bench ({'quick' if args.quick else 'full'})")
-        print("  " + machine_line())
-        broker = MosquittoBroker()
-        JANITOR.add(broker.close)
-        broker.start()
-        server = DayServer(DEMO_HALL, tmp / "hall.db", broker.address.url)  # HallService as `vuoro server` runs it
-        JANITOR.add(server.stop)
-        server.start()
-        print(f"  private mosquitto on {broker.address.url}; the hall server (demo hall, always open); display "
-              f"'entrance' {WINDOW} offscreen,\n  announcements {'off' if args.mute else 'on (SDL dummy audio)'}\n",
-              flush=True)
-
-        kiosk = HallClient(broker.address, hall.id, "kiosk", "KB", presence=False)
-        desks = [HallClient(broker.address, hall.id, "counter", c, presence=False) for c in ("1", "2")]
-        observed: dict[str, float] = {}
-
-        def observe(topic: Any, data: dict[str, Any]) -> None:
-            if topic.kind == "event" and topic.name == "ticket.called":
-                observed[data["ticket"]["number"]] = time.monotonic()
-
-        observer = HallClient(broker.address, hall.id, "admin", "bench-observer", presence=False, watch=True,
-                              listener=observe)
-        for client in (kiosk, *desks, observer):
-            JANITOR.add(client.close)
-            assert client.start(10), "no connection to the bench's broker"
-        for desk in desks:
-            desk.request("open")
-        for _ in range(warmup + calls):
-            kiosk.request("issue", topic="general", lang="fi")
-
-        bare = bare_window(env, WINDOW, "display")["rss_mib"]  # first, alone on the machine
-        display = Child(["--_display", broker.address.url, *(["mute"] if args.mute else [])], env)
-        ready = display.expect("READY", 60)
-        rss_synced = float(ready[2])
-        time.sleep(3.0)  # the first rotation of languages and the settling of the start-up
-        print(f"1. idle CPU over {idle_s:.0f} s (board synced; the clock and the language turning every 10 s)")
-        display_idle = idle_pct(display.proc.pid, idle_s)
-        display.send("RSS")
-        rss_idle = float(display.expect("RSS")[1])
-        print(f"   the display:                          {display_idle:.2f} % of a core")
-        default_idle, _ = bare_idle(env, "default", idle_s)
-        loop_idle, _ = bare_idle(env, "display", idle_s)
-        print(f"   a bare Kivy window, Kivy's own loop:   {default_idle:.2f} %  (60 wake-ups a second)")
-        print(f"   a bare Kivy window, the display's loop: {loop_idle:.2f} %\n", flush=True)
-
-        samples: list[tuple[str, float, float, float, float, int]] = []
-        rss_warm = math.nan
-        series: list[tuple[int, float]] = []  # (calls so far, VmRSS MiB)
-        for index in range(warmup + calls):
-            desks[index % 2].submit("next")
-            shown = display.expect("SHOWN", 20)
-            number, arrival, frame, drawn = shown[1], float(shown[2]), float(shown[3]), float(shown[4])
-            deadline = time.monotonic() + 5
-            while number not in observed and time.monotonic() < deadline:
-                time.sleep(0.001)
-            if index >= warmup:
-                samples.append((number, arrival, frame, drawn, observed.get(number, math.nan), int(shown[5])))
-            if index == warmup - 1 or (index >= warmup and (index - warmup + 1) % RSS_EVERY == 0):
-                display.send("RSS")
-                series.append((index + 1, float(display.expect("RSS")[1])))
-                rss_warm = series[0][1]
-            time.sleep(args.interval)
-        display.send("RSS")
-        rss_end = float(display.expect("RSS")[1])
-        inside = [frame - arrival for _, arrival, frame, _, _, _ in samples]
-        pixels = [drawn - arrival for _, arrival, _, drawn, _, _ in samples]
-        outside = [frame - seen for _, _, frame, _, seen, _ in samples if not math.isnan(seen)]
-        later = sum(1 for *_, between in samples if between > 0)
-        late = sum(1 for *_, between in samples if between > 1)
-        print(f"2. ticket.called -> the first frame showing it ({calls} calls {args.interval:g} s apart after "
-              f"{warmup} warm-up; {samples[0][0]}..{samples[-1][0]})")
-        print(f"   at the display, its MQTT thread -> frame flipped: median {median_ms(inside):.1f} ms, "
-              f"p99 {p99_ms(inside):.1f} ms, max {max(inside) * 1000:.1f} ms")
-        print(f"   ... -> that frame's pixels drawn (glFinish): median {median_ms(pixels):.1f} ms, "
-              f"p99 {p99_ms(pixels):.1f} ms  (software GL: llvmpipe rasterises 1920x1080 on the CPU)")
-        print(f"   a separate MQTT observer's copy of the event -> the display's flip: median "
-              f"{median_ms(outside):.1f} ms, p99 {p99_ms(outside):.1f} ms")
-        print(f"   the frame showing it was the very next one for {calls - later} of {calls} calls; for {later} a "
-              "frame already under way (the clock, a highlight ending, the queues) went first\n")
-
-        print(f"3. resident memory (VmRSS) against a bare Kivy window ({WINDOW}, the display's loop): soak of "
-              f"{soak:,} calls after {soak_warmup}, each as soon as the previous one is shown", flush=True)
-        memory = soak_calls(display, server, kiosk, desks, soak_warmup, soak, every)
-        memory.bare, memory.synced = bare, rss_synced
-        memory.note = (f"idle {rss_idle:.1f} MiB; after {warmup} timed calls {rss_warm:.1f} MiB, after "
-                       f"{warmup + calls}: {rss_end:.1f} MiB (" + ", ".join(f"{n}: {mib:.1f}" for n, mib in series)
-                       + f"); {server.days} days")
-        for line in memory.report():
-            print(line)
-        print()
-        display.send("QUIT")
-
-        checks = [
-            (median_ms(inside) < TARGET_MEDIAN_MS,
-             f"ticket.called -> frame median {median_ms(inside):.1f} ms < {TARGET_MEDIAN_MS:.0f} ms"),
-            (late == 0, f"every call within a frame of its event ({late} were not)"),
-            (display_idle < TARGET_IDLE_PCT, f"idle CPU {display_idle:.2f} % < {TARGET_IDLE_PCT:.0f} % of a core"),
-            *memory.checks(),
-        ]
-        for ok, text in checks:
-            print(f"   {verdict(ok)}  {text}")
-        passed = all(ok for ok, _ in checks)
-    except KeyboardInterrupt:
-        print("\ndisplay_bench: interrupted; cleaning up", flush=True)
-    finally:
-        JANITOR.run()
-        watchdog.cancel()
-    print(f"\nrun time {time.perf_counter() - began:.1f} s")
-    return 0 if passed else 1
+    return guarded(JANITOR, 300 + 3 * idle_s + (2 + args.interval) * (calls + warmup) + 2.0 * (soak + soak_warmup),
+                   lambda: run(args, calls, idle_s, warmup, (soak_warmup, soak, every)))
 
 
-def machine_line() -> str:
-    import platform
+def run(args: argparse.Namespace, calls: int, idle_s: float, warmup: int, soaking: tuple[int, int, int]) -> bool:
+    soak_warmup, soak, every = soaking
+    from broker.client import HallClient
+    from broker.config import DEMO_HALL, load_hall
 
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "?")
-    try:
-        from importlib.metadata import version
+    hall = load_hall(DEMO_HALL)
+    tmp, env, broker = window_bench(JANITOR, "display", args.quick)
+    server = day_server(JANITOR, tmp, broker)
+    print(f"  private mosquitto on {broker.address.url}; the hall server (demo hall, always open); display "
+          f"'entrance' {WINDOW} offscreen,\n  announcements {'off' if args.mute else 'on (SDL dummy audio)'}\n",
+          flush=True)
 
-        kivy = version("Kivy")
-    except Exception:
-        kivy = "?"
-    return (f"machine: nproc {len(os.sched_getaffinity(0))} ({cpu}), python {platform.python_version()}, "
-            f"kivy {kivy}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
+    kiosk = HallClient(broker.address, hall.id, "kiosk", "KB", presence=False)
+    desks = [HallClient(broker.address, hall.id, "counter", c, presence=False) for c in ("1", "2")]
+    observed: dict[str, float] = {}
+
+    def observe(topic: Any, data: dict[str, Any]) -> None:
+        if topic.kind == "event" and topic.name == "ticket.called":
+            observed[data["ticket"]["number"]] = time.monotonic()
+
+    observer = HallClient(broker.address, hall.id, "admin", "bench-observer", presence=False, watch=True,
+                          listener=observe)
+    for client in (kiosk, *desks, observer):
+        JANITOR.add(client.close)
+        assert client.start(10), "no connection to the bench's broker"
+    for desk in desks:
+        desk.request("open")
+    for _ in range(warmup + calls):
+        kiosk.request("issue", topic="general", lang="fi")
+
+    bare = bare_window(env, WINDOW, "display")["rss_mib"]  # first, alone on the machine
+    display = Child(["--_display", broker.address.url, *(["mute"] if args.mute else [])], env)
+    ready = display.expect("READY", 60)
+    rss_synced = float(ready[2])
+    time.sleep(3.0)  # the first rotation of languages and the settling of the start-up
+    print(f"1. idle CPU over {idle_s:.0f} s (board synced; the clock and the language turning every 10 s)")
+    display_idle = idle_pct(display.proc.pid, idle_s)
+    display.send("RSS")
+    rss_idle = float(display.expect("RSS")[1])
+    print(f"   the display:                          {display_idle:.2f} % of a core")
+    default_idle, _ = bare_idle(env, "default", idle_s)
+    loop_idle, _ = bare_idle(env, "display", idle_s)
+    print(f"   a bare Kivy window, Kivy's own loop:   {default_idle:.2f} %  (60 wake-ups a second)")
+    print(f"   a bare Kivy window, the display's loop: {loop_idle:.2f} %\n", flush=True)
+
+    samples: list[tuple[str, float, float, float, float, int]] = []
+    rss_warm = math.nan
+    series: list[tuple[int, float]] = []  # (calls so far, VmRSS MiB)
+    for index in range(warmup + calls):
+        desks[index % 2].submit("next")
+        shown = display.expect("SHOWN", 20)
+        number, arrival, frame, drawn = shown[1], float(shown[2]), float(shown[3]), float(shown[4])
+        deadline = time.monotonic() + 5
+        while number not in observed and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if index >= warmup:
+            samples.append((number, arrival, frame, drawn, observed.get(number, math.nan), int(shown[5])))
+        if index == warmup - 1 or (index >= warmup and (index - warmup + 1) % RSS_EVERY == 0):
+            display.send("RSS")
+            series.append((index + 1, float(display.expect("RSS")[1])))
+            rss_warm = series[0][1]
+        time.sleep(args.interval)
+    display.send("RSS")
+    rss_end = float(display.expect("RSS")[1])
+    inside = [frame - arrival for _, arrival, frame, _, _, _ in samples]
+    pixels = [drawn - arrival for _, arrival, _, drawn, _, _ in samples]
+    outside = [frame - seen for _, _, frame, _, seen, _ in samples if not math.isnan(seen)]
+    later = sum(1 for *_, between in samples if between > 0)
+    late = sum(1 for *_, between in samples if between > 1)
+    print(f"2. ticket.called -> the first frame showing it ({calls} calls {args.interval:g} s apart after "
+          f"{warmup} warm-up; {samples[0][0]}..{samples[-1][0]})")
+    print(f"   at the display, its MQTT thread -> frame flipped: median {median_ms(inside):.1f} ms, "
+          f"p99 {p99_ms(inside):.1f} ms, max {max(inside) * 1000:.1f} ms")
+    print(f"   ... -> that frame's pixels drawn (glFinish): median {median_ms(pixels):.1f} ms, "
+          f"p99 {p99_ms(pixels):.1f} ms  (software GL: llvmpipe rasterises 1920x1080 on the CPU)")
+    print(f"   a separate MQTT observer's copy of the event -> the display's flip: median "
+          f"{median_ms(outside):.1f} ms, p99 {p99_ms(outside):.1f} ms")
+    print(f"   the frame showing it was the very next one for {calls - later} of {calls} calls; for {later} a "
+          "frame already under way (the clock, a highlight ending, the queues) went first\n")
+
+    print(f"3. resident memory (VmRSS) against a bare Kivy window ({WINDOW}, the display's loop): soak of "
+          f"{soak:,} calls after {soak_warmup}, each as soon as the previous one is shown", flush=True)
+    memory = soak_calls(display, server, kiosk, desks, soak_warmup, soak, every)
+    memory.bare, memory.synced = bare, rss_synced
+    memory.note = (f"idle {rss_idle:.1f} MiB; after {warmup} timed calls {rss_warm:.1f} MiB, after "
+                   f"{warmup + calls}: {rss_end:.1f} MiB (" + ", ".join(f"{n}: {mib:.1f}" for n, mib in series)
+                   + f"); {server.days} days")
+    for line in memory.report():
+        print(line)
+    print()
+    display.send("QUIT")
+
+    checks = [
+        (median_ms(inside) < TARGET_MEDIAN_MS,
+         f"ticket.called -> frame median {median_ms(inside):.1f} ms < {TARGET_MEDIAN_MS:.0f} ms"),
+        (late == 0, f"every call within a frame of its event ({late} were not)"),
+        (display_idle < TARGET_IDLE_PCT, f"idle CPU {display_idle:.2f} % < {TARGET_IDLE_PCT:.0f} % of a core"),
+        *memory.checks(),
+    ]
+    for ok, text in checks:
+        print(f"   {verdict(ok)}  {text}")
+    return all(ok for ok, _ in checks)
 
 
 if __name__ == "__main__":

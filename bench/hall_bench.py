@@ -48,7 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.support is not installed; the broker package is (editable)
 
 from bench import loadgen  # noqa: E402
-from bench.benchlib import Janitor, median_ms, on_signal, p99_ms  # noqa: E402
+from bench.benchlib import Janitor, median_ms, p99_ms  # noqa: E402
+from bench.harness import cpu_name, guarded  # noqa: E402
+from broker import private_mosquitto  # noqa: E402
 from broker import protocol as p  # noqa: E402
 from broker.client import CommandError, HallClient  # noqa: E402
 from broker.config import load_hall  # noqa: E402
@@ -151,23 +153,12 @@ def _version(package: str) -> str:
 
 
 def mosquitto_version(binary: str | None) -> str:
-    if binary is None:
-        return "not installed"
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        out = subprocess.run([binary, "-h"], capture_output=True, text=True, timeout=5).stdout
-        found = re.search(r"version (\S+)", out)
-        if found:
-            return found.group(1)
-    return "unknown"
+    return "not installed" if binary is None else private_mosquitto.mosquitto_version(binary)
 
 
 def machine_lines(tmp: Path) -> list[str]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "?")
     return [
-        f"machine: nproc {len(os.sched_getaffinity(0))} ({cpu}), {platform.system()} {platform.release()}",
+        f"machine: nproc {len(os.sched_getaffinity(0))} ({cpu_name()}), {platform.system()} {platform.release()}",
         f"python {platform.python_version()}, paho-mqtt {_version('paho-mqtt')}, amqtt {_version('amqtt')}, "
         f"mosquitto {mosquitto_version(mosquitto_binary())}, sqlite {sqlite3.sqlite_version}",
         f"temp dir {tmp} ({fs_type(tmp)}); databases there are WAL, synchronous=FULL; "
@@ -732,32 +723,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.quick() if args.quick else Settings()
     if args.issues:
         settings = dataclasses.replace(settings, load_total=args.issues)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    watchdog = JANITOR.watchdog(settings.watchdog_s)
-    began = time.perf_counter()
-    try:
-        with temp_dir("vuoro-bench-") as tmp:
-            os.environ["XDG_RUNTIME_DIR"] = str(tmp)  # the servers' runfiles land here, not in the user's
-            print(f"Vuoro hall bench ({'quick' if args.quick else 'full'})")
-            for line in machine_lines(tmp):
-                print("  " + line)
-            hall, load_topics = write_bench_hall(tmp)
-            print(f"  hall: the demo hall as {HALL_ID!r} + {len(EXTRA_LETTERS)} topics (999 tickets per topic "
-                  f"a day); load spread over {len(load_topics)} topics, {settings.load_clients} kiosks x "
-                  f"window {settings.load_window}\n", flush=True)
-            results = [bench_broker(kind, settings, hall, load_topics, args.profile) for kind in args.broker or
-                       list(SETUPS)]
-            print_table(results)
-            passed = print_checks(results)
-    except KeyboardInterrupt:
-        print("\nhall_bench: interrupted; cleaning up", flush=True)
-        passed = False
-    finally:
-        JANITOR.run()
-        watchdog.cancel()
-    print(f"\nrun time {time.perf_counter() - began:.1f} s")
-    return 0 if passed else 1
+    return guarded(JANITOR, settings.watchdog_s, lambda: run(args, settings))
+
+
+def run(args: argparse.Namespace, settings: Settings) -> bool:
+    with temp_dir("vuoro-bench-") as tmp:
+        os.environ["XDG_RUNTIME_DIR"] = str(tmp)  # the servers' runfiles land here, not in the user's
+        print(f"Vuoro hall bench ({'quick' if args.quick else 'full'})")
+        for line in machine_lines(tmp):
+            print("  " + line)
+        hall, load_topics = write_bench_hall(tmp)
+        print(f"  hall: the demo hall as {HALL_ID!r} + {len(EXTRA_LETTERS)} topics (999 tickets per topic "
+              f"a day); load spread over {len(load_topics)} topics, {settings.load_clients} kiosks x "
+              f"window {settings.load_window}\n", flush=True)
+        results = [bench_broker(kind, settings, hall, load_topics, args.profile) for kind in args.broker or
+                   list(SETUPS)]
+        print_table(results)
+        return print_checks(results)
 
 
 if __name__ == "__main__":

@@ -32,14 +32,9 @@ import argparse
 import contextlib
 import json
 import math
-import os
-import platform
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,12 +50,12 @@ from bench.benchlib import (  # noqa: E402
     Memory,
     bare_window,
     median_ms,
-    on_signal,
     p99_ms,
     rss_mib,
     rss_mib_field,
     verdict,
 )
+from bench.harness import guarded, stop_process, window_bench  # noqa: E402
 
 WINDOW = "540x960"
 TARGET_MEDIAN_MS = 50.0
@@ -74,16 +69,6 @@ QUIET_S = 2.5  # before each memory reading: the kiosk gives memory back 0.5 s a
 
 
 JANITOR = Janitor("kiosk_bench")
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ---------------------------------------------------------------- the printer end
@@ -466,21 +451,6 @@ def measure_startup(env: dict[str, str], broker_url: str, tmp: Path, runs: int) 
     return results
 
 
-def machine_line() -> str:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "?")
-    try:
-        from importlib.metadata import version
-
-        kivy = version("Kivy")
-    except Exception:
-        kivy = "?"
-    return (f"machine: nproc {len(os.sched_getaffinity(0))} ({cpu}), python {platform.python_version()}, "
-            f"kivy {kivy}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
-
-
 def fmt(values: list[float], unit: str = "s") -> str:
     clean = [v for v in values if not math.isnan(v)]
     if not clean:
@@ -512,85 +482,65 @@ def main(argv: list[str] | None = None) -> int:
     soak = args.soak or (300 if args.quick else 10_000)
     soak_warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
     every = args.every or (100 if args.quick else 1000)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    watchdog = JANITOR.watchdog(300 + 1.5 * (tickets + warmup) + 40 * runs + 1.5 * (soak + soak_warmup))
-    began = time.perf_counter()
-    passed = False
-    sys.path.insert(0, str(ROOT))
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix="vuoro-kiosk-bench-"))
-        JANITOR.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
-        from tests.support.brokers import MosquittoBroker, ServerProcess
+    return guarded(JANITOR, 300 + 1.5 * (tickets + warmup) + 40 * runs + 1.5 * (soak + soak_warmup),
+                   lambda: run(tickets, warmup, runs, (soak_warmup, soak, every), args.quick))
 
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "KIVY_NO_ARGS": "1",
-               "KIVY_NO_CONSOLELOG": "1", "KIVY_HOME": str(tmp / "kivy"), "SDL_VIDEODRIVER": "offscreen",
-               "SDL_AUDIODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp / "cache"), "XDG_RUNTIME_DIR": str(tmp)}
-        env.pop("DISPLAY", None)
-        env.pop("WAYLAND_DISPLAY", None)
-        os.environ["XDG_RUNTIME_DIR"] = str(tmp)
-        print(f"Vuoro kiosk bench ({'quick' if args.quick else 'full'})")
-        print("  " + machine_line())
-        broker = MosquittoBroker()
-        JANITOR.add(broker.close)
-        broker.start()
-        server = ServerProcess(tmp / "hall.db", broker.address)
-        JANITOR.add(server.stop)
-        server.start()
-        print(f"  private mosquitto on {broker.address.url}; vuoro server (demo hall, --always-open); "
-              f"fake ESC/POS printer on tcp://127.0.0.1 (80 mm, CP858); window {WINDOW} offscreen\n", flush=True)
 
-        lat = measure_latency(env, broker.address.url, tickets, warmup)
-        timed = lat["latency_s"][warmup:]
-        med, p99 = median_ms(timed), p99_ms(timed)
-        issue = lat["issue_s"][warmup:]
-        hop = [a - b for a, b in zip(lat["to_print_job_s"][warmup:], issue, strict=True)]
-        escpos_new = [m for m in lat["new_modules"] if m.split(".")[0] == "escpos"]
-        print(f"1. last touch -> first ticket byte at the printer (real window, Kivy input; {tickets} tickets "
-              f"after {warmup} warm-up)")
-        print(f"   median {med:.1f} ms, p99 {p99:.1f} ms, max {max(timed) * 1000:.1f} ms; warm-up tickets "
-              f"{', '.join(f'{x * 1000:.1f}' for x in lat['latency_s'][:warmup])} ms")
-        print(f"   of which: issue request -> reply (server round trip) median {median_ms(issue):.1f} ms; "
-              f"reply -> print job on the worker {median_ms(hop):.1f} ms; print job -> first byte "
-              f"(status query + ESC/POS render) {median_ms(lat['print_job_to_byte_s'][warmup:]):.1f} ms")
-        print(f"   python-escpos imported before the window: {lat['escpos_at_start']}; modules first imported "
-              f"during the tickets: {', '.join(lat['new_modules']) or 'none'} ({len(escpos_new)} of them escpos)")
-        print(f"   {lat['bytes']} bytes, {len(lat['numbers'])} tickets ({lat['numbers'][0]}..{lat['numbers'][-1]}); "
-              f"child synced after {lat['synced_s']:.2f} s\n")
+def run(tickets: int, warmup: int, runs: int, soaking: tuple[int, int, int], quick: bool) -> bool:
+    soak_warmup, soak, every = soaking
+    from tests.support.brokers import ServerProcess
 
-        start = measure_startup(env, broker.address.url, tmp, runs)
-        print(f"2. start-up, spawn -> (wrapped `vuoro kiosk --windowed --snapshot`, Window.flip hooked), {runs} runs")
-        print(f"   first frame        {fmt(start['first'])}")
-        print(f"   synced start frame {fmt(start['synced'])}")
-        print(f"   PNG written        {fmt(start['png_wrapped'])}  (sync poll at 5 Hz + 0.3 s settle)")
-        print(f"   plain `vuoro kiosk --snapshot`, spawn -> PNG: {fmt(start['png_plain'])}  (upper bound)\n")
+    tmp, env, broker = window_bench(JANITOR, "kiosk", quick)
+    server = ServerProcess(tmp / "hall.db", broker.address)
+    JANITOR.add(server.stop)
+    server.start()
+    print(f"  private mosquitto on {broker.address.url}; vuoro server (demo hall, --always-open); "
+          f"fake ESC/POS printer on tcp://127.0.0.1 (80 mm, CP858); window {WINDOW} offscreen\n", flush=True)
 
-        print(f"3. resident memory (VmRSS) against a bare Kivy window ({WINDOW}, same set-up); soak of {soak:,} "
-              f"visits after {soak_warmup} (issue through the window, call and done at counter 1)", flush=True)
-        memory = measure_soak(env, broker, tmp, soak_warmup, soak, every)
-        print(f"   the latency child: synced {lat['rss_up_mib']:.1f} MiB, after {warmup + tickets} tickets "
-              f"{lat['rss_end_mib']:.1f} MiB; `vuoro kiosk` at its synced frame {fmt(start['rss_synced'], 'MiB')}")
-        for line in memory.report():
-            print(line)
-        print()
+    lat = measure_latency(env, broker.address.url, tickets, warmup)
+    timed = lat["latency_s"][warmup:]
+    med, p99 = median_ms(timed), p99_ms(timed)
+    issue = lat["issue_s"][warmup:]
+    hop = [a - b for a, b in zip(lat["to_print_job_s"][warmup:], issue, strict=True)]
+    escpos_new = [m for m in lat["new_modules"] if m.split(".")[0] == "escpos"]
+    print(f"1. last touch -> first ticket byte at the printer (real window, Kivy input; {tickets} tickets "
+          f"after {warmup} warm-up)")
+    print(f"   median {med:.1f} ms, p99 {p99:.1f} ms, max {max(timed) * 1000:.1f} ms; warm-up tickets "
+          f"{', '.join(f'{x * 1000:.1f}' for x in lat['latency_s'][:warmup])} ms")
+    print(f"   of which: issue request -> reply (server round trip) median {median_ms(issue):.1f} ms; "
+          f"reply -> print job on the worker {median_ms(hop):.1f} ms; print job -> first byte "
+          f"(status query + ESC/POS render) {median_ms(lat['print_job_to_byte_s'][warmup:]):.1f} ms")
+    print(f"   python-escpos imported before the window: {lat['escpos_at_start']}; modules first imported "
+          f"during the tickets: {', '.join(lat['new_modules']) or 'none'} ({len(escpos_new)} of them escpos)")
+    print(f"   {lat['bytes']} bytes, {len(lat['numbers'])} tickets ({lat['numbers'][0]}..{lat['numbers'][-1]}); "
+          f"child synced after {lat['synced_s']:.2f} s\n")
 
-        first = statistics.median(start["first"]) if start["first"] else math.nan
-        checks = [
-            (med < TARGET_MEDIAN_MS, f"last touch -> ticket bytes median {med:.1f} ms < {TARGET_MEDIAN_MS:.0f} ms"),
-            (lat["escpos_at_start"] and not escpos_new, "python-escpos imported at start-up, not per ticket"),
-            (first < TARGET_STARTUP_S, f"start-up to first frame median {first:.3f} s < {TARGET_STARTUP_S:.0f} s"),
-            *memory.checks(),
-        ]
-        for ok, text in checks:
-            print(f"   {verdict(ok)}  {text}")
-        passed = all(ok for ok, _ in checks)
-    except KeyboardInterrupt:
-        print("\nkiosk_bench: interrupted; cleaning up", flush=True)
-    finally:
-        JANITOR.run()
-        watchdog.cancel()
-    print(f"\nrun time {time.perf_counter() - began:.1f} s")
-    return 0 if passed else 1
+    start = measure_startup(env, broker.address.url, tmp, runs)
+    print(f"2. start-up, spawn -> (wrapped `vuoro kiosk --windowed --snapshot`, Window.flip hooked), {runs} runs")
+    print(f"   first frame        {fmt(start['first'])}")
+    print(f"   synced start frame {fmt(start['synced'])}")
+    print(f"   PNG written        {fmt(start['png_wrapped'])}  (sync poll at 5 Hz + 0.3 s settle)")
+    print(f"   plain `vuoro kiosk --snapshot`, spawn -> PNG: {fmt(start['png_plain'])}  (upper bound)\n")
+
+    print(f"3. resident memory (VmRSS) against a bare Kivy window ({WINDOW}, same set-up); soak of {soak:,} "
+          f"visits after {soak_warmup} (issue through the window, call and done at counter 1)", flush=True)
+    memory = measure_soak(env, broker, tmp, soak_warmup, soak, every)
+    print(f"   the latency child: synced {lat['rss_up_mib']:.1f} MiB, after {warmup + tickets} tickets "
+          f"{lat['rss_end_mib']:.1f} MiB; `vuoro kiosk` at its synced frame {fmt(start['rss_synced'], 'MiB')}")
+    for line in memory.report():
+        print(line)
+    print()
+
+    first = statistics.median(start["first"]) if start["first"] else math.nan
+    checks = [
+        (med < TARGET_MEDIAN_MS, f"last touch -> ticket bytes median {med:.1f} ms < {TARGET_MEDIAN_MS:.0f} ms"),
+        (lat["escpos_at_start"] and not escpos_new, "python-escpos imported at start-up, not per ticket"),
+        (first < TARGET_STARTUP_S, f"start-up to first frame median {first:.3f} s < {TARGET_STARTUP_S:.0f} s"),
+        *memory.checks(),
+    ]
+    for ok, text in checks:
+        print(f"   {verdict(ok)}  {text}")
+    return all(ok for ok, _ in checks)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,18 @@ def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
     The kernel sends it when the *thread* that called spawn ends, so call it from the main thread (or one
     that lives as long as the child should)."""
     return subprocess.Popen(argv, preexec_fn=die_with_parent(), **popen)
+
+
+def stop(proc: subprocess.Popen[Any] | None, wait_s: float) -> int | None:
+    """SIGTERM, and SIGKILL if it has not ended within wait_s; its exit code (negative: the signal that ended it),
+    None when there was no process."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

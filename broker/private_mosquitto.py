@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from broker import children
 from broker.children import spawn
 from broker.embedded_common import EmbeddedBroker, EmbeddedBrokerError, port_is_free
 from broker.mqtt import BrokerAddress
@@ -188,14 +190,8 @@ class PrivateMosquitto(EmbeddedBroker):
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_S)
-            except subprocess.TimeoutExpired:
-                log.warning("mosquitto (pid %d) ignored SIGTERM for %gs; killing it", proc.pid, STOP_S)
-                proc.kill()
-                proc.wait()
+        if children.stop(proc, STOP_S) == -signal.SIGKILL:
+            log.warning("mosquitto (pid %d) ignored SIGTERM for %gs and was killed", proc.pid if proc else 0, STOP_S)
         if self._reader is not None:
             self._reader.join(2)
             self._reader = None

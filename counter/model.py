@@ -92,6 +92,7 @@ from counter.model_types import (
     TimedOut,
     parse_time,
 )
+from ui.unknown_input import ignore_unknown
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +184,7 @@ class CounterModel(HallListener):
             case TimedOut():
                 self._on_TimedOut(event, effects)
             case _:  # an input type added without its case here: said once, counted every time
-                if not self.unknown[type(event).__name__]:
-                    log.error("the counter panel has no handler for input %s: ignored", type(event).__name__)
-                self.unknown[type(event).__name__] += 1
+                ignore_unknown(self.unknown, event, log, "the counter panel")
 
     def key_action(self, name: str) -> Input | None:
         """What a key does now: the main panel's keys, or the open dialog's."""

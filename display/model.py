@@ -20,6 +20,8 @@ What it keeps, whatever arrives in whatever order:
 
 from __future__ import annotations
 
+import collections
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -42,6 +44,9 @@ from display.board import (
     msg,
     wait_minutes,
 )
+from ui.unknown_input import ignore_unknown
+
+log = logging.getLogger(__name__)
 
 RECENT_CALL_S = 60.0  # a call made while cut off is announced on reconnect only if it is this fresh
 CALLS_KEPT = 48  # calls remembered (history is at most 20, plus every counter's current call)
@@ -158,6 +163,7 @@ class DisplayModel:
     baseline: bool = False  # heard is meaningful: the first calls this display learnt of are not announced
     latest: int = -1  # the highest seq of anything received
     presence_seq: int | None = None  # the seq in the server's last presence message
+    unknown: collections.Counter[str] = field(default_factory=collections.Counter)  # unhandled inputs, by type
 
     def __post_init__(self) -> None:
         for counter_id in self.hall.counters:
@@ -179,16 +185,17 @@ class DisplayModel:
     def feed(self, item: Input, now: datetime) -> list[Announce]:
         """Apply one input; returns the calls to announce (already filtered to this display's counters)."""
         announce: list[Announce] = []
-        if isinstance(item, LinkIn):
-            self.sync.link = item.up
-        elif isinstance(item, ServerIn):
-            self._server(item.data)
-        elif isinstance(item, EventIn):
-            announce = self._event(item.data, now)
-        elif isinstance(item, StateIn):
-            announce = self._state(item.part, item.data, now)
-        else:
-            raise TypeError(f"not a display input: {item!r}")
+        match item:
+            case LinkIn():
+                self.sync.link = item.up
+            case ServerIn():
+                self._server(item.data)
+            case EventIn():
+                announce = self._event(item.data, now)
+            case StateIn():
+                announce = self._state(item.part, item.data, now)
+            case _:  # an input type added without its case here: said once, counted every time
+                ignore_unknown(self.unknown, item, log, "the display")
         if self.synced:
             self.sync.ever = True
         return announce

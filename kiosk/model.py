@@ -67,6 +67,7 @@ from kiosk.model_types import (
     menu_from_hall,
     parse_ticket,
 )
+from ui.unknown_input import ignore_unknown
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +170,7 @@ class KioskModel:
             case PrintResult():
                 self._on_PrintResult(event, effects)
             case _:  # an input type added without its case here: said once, counted every time
-                if not self.unknown[type(event).__name__]:
-                    log.error("the kiosk has no handler for input %s: ignored", type(event).__name__)
-                self.unknown[type(event).__name__] += 1
+                ignore_unknown(self.unknown, event, log, "the kiosk")
 
     def _touched(self) -> None:
         self.last_touch = self.now

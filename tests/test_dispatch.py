@@ -11,6 +11,7 @@ import ast
 import inspect
 import logging
 import textwrap
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, get_args
@@ -26,6 +27,7 @@ from broker.config import HallConfig
 from broker.engine import Engine
 from counter import model_types as counter_types
 from counter.model import CounterModel
+from display import model as display_model
 from kiosk import model_screen
 from kiosk import model_types as kiosk_types
 from kiosk.model import KioskModel
@@ -116,7 +118,7 @@ def test_the_engine_refuses_an_op_nobody_handles(hall: HallConfig, role: str, op
     assert [e.type for e in outcome.events] == [p.DAY_STARTED]  # only the day's start: nothing else happened
 
 
-# ---------------------------------------------------------------- the kiosk's and the counter's models
+# ---------------------------------------------------------------- the devices' models
 
 def _cases(method: Any) -> set[str]:
     """The class names a method's `match` has a case for, read from its source."""
@@ -141,34 +143,37 @@ def test_the_counter_model_has_a_case_for_every_input() -> None:
     assert _inputs(counter_types, counter_types.Input) == _cases(CounterModel._handle)
 
 
-def test_the_kiosk_logs_and_counts_an_input_nobody_handles(hall: HallConfig,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
-    class Teleport(kiosk_types.Input):
-        pass
+def test_the_display_model_has_a_case_for_every_input() -> None:
+    assert _inputs(display_model, display_model.Input) == _cases(display_model.DisplayModel.feed)
 
-    model = KioskModel(hall, MONDAY_9)
-    before = model.screen()
-    with caplog.at_level(logging.ERROR, logger="kiosk.model"):
-        assert model.feed(Teleport(), MONDAY_9) == []
-        model.feed(Teleport(), MONDAY_9)
+
+def _device(hall: HallConfig, device: str) -> tuple[Any, type, Callable[[], Any]]:
+    """A device's model, the base class of its inputs, and what it draws now."""
+    match device:
+        case "kiosk":
+            kiosk = KioskModel(hall, MONDAY_9)
+            return kiosk, kiosk_types.Input, kiosk.screen
+        case "counter":
+            counter = CounterModel(hall, next(iter(hall.counters)), MONDAY_9)
+            return counter, counter_types.Input, counter.panel
+        case _:
+            display = display_model.DisplayModel.for_display(hall, next(iter(hall.displays)))
+            return display, display_model.Input, lambda: display.board(MONDAY_9)
+
+
+@pytest.mark.parametrize(("device", "who"), [("kiosk", "the kiosk"), ("counter", "the counter panel"),
+                                             ("display", "the display")])
+def test_a_device_logs_once_and_counts_every_input_nobody_handles(hall: HallConfig, caplog: pytest.LogCaptureFixture,
+                                                                  device: str, who: str) -> None:
+    model, base, draw = _device(hall, device)
+    teleport = type("Teleport", (base,), {})
+    before = draw()
+    with caplog.at_level(logging.ERROR, logger=f"{device}.model"):
+        assert model.feed(teleport(), MONDAY_9) == []
+        model.feed(teleport(), MONDAY_9)
     assert model.unknown == {"Teleport": 2}
-    assert [r.getMessage() for r in caplog.records] == ["the kiosk has no handler for input Teleport: ignored"]
-    assert model.screen() == before
-
-
-def test_the_counter_logs_and_counts_an_input_nobody_handles(hall: HallConfig,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
-    class Teleport(counter_types.Input):
-        pass
-
-    model = CounterModel(hall, next(iter(hall.counters)), MONDAY_9)
-    before = model.panel()
-    with caplog.at_level(logging.ERROR, logger="counter.model"):
-        assert model.feed(Teleport(), MONDAY_9) == []
-        model.feed(Teleport(), MONDAY_9)
-    assert model.unknown == {"Teleport": 2}
-    assert [r.getMessage() for r in caplog.records] == ["the counter panel has no handler for input Teleport: ignored"]
-    assert model.panel() == before
+    assert [r.getMessage() for r in caplog.records] == [f"{who} has no handler for input Teleport: ignored"]
+    assert draw() == before  # ignored: nothing on the screen changed
 
 
 def test_a_key_reaches_the_handler_of_its_action(hall: HallConfig) -> None:

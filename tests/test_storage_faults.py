@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from broker import children
 from broker import protocol as p
 from broker.client import CommandError, HallClient
 from broker.store import Store
@@ -146,15 +147,9 @@ class Server:
         return any(words in line for line in self.lines)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = children.stop(self.proc, 15.0)
         self._reader.join(5)
-        return int(self.proc.returncode)
+        return int(code or 0)
 
 
 @pytest.fixture

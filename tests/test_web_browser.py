@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.brokers import ROOT, ServerProcess
+from tests.support.brokers import ROOT
+from tests.test_web_server import web_over_a_hall
 from tests.web_support import WebProcess, chromium, close_chromium, console_errors, screenshot_dir, vuoro
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
@@ -34,15 +35,8 @@ TEXTS = {  # what the page must say, per language (from web.po)
 
 @pytest.fixture
 def hall_running(mosquitto: Any, tmp_path: Path) -> Iterator[tuple[Any, WebProcess, Path]]:
-    db = tmp_path / "hall.sqlite"
-    server = ServerProcess(db, mosquitto.address).start()
-    web = WebProcess(mosquitto.address, tmp_path)
-    try:
-        web.start()
-        yield mosquitto.address, web, db
-    finally:
-        web.stop()
-        server.stop()
+    with web_over_a_hall(mosquitto, tmp_path) as (web, _):
+        yield mosquitto.address, web, tmp_path / "hall.sqlite"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,24 @@ pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 PROXY = ["--trusted-proxy", "127.0.0.1"]
 
 
-@pytest.fixture
-def hall_running(mosquitto: Any, tmp_path: Path) -> Iterator[tuple[Any, WebProcess, ServerProcess]]:
-    server = ServerProcess(tmp_path / "hall.sqlite", mosquitto.address).start()
-    web = WebProcess(mosquitto.address, tmp_path, extra=PROXY)
+@contextmanager
+def web_over_a_hall(broker: Any, folder: Path,
+                    extra: list[str] | None = None) -> Iterator[tuple[WebProcess, ServerProcess]]:
+    """A hall server (its log: folder/hall.sqlite) and `vuoro web` on `broker`; the web stops first."""
+    server = ServerProcess(folder / "hall.sqlite", broker.address).start()
+    web = WebProcess(broker.address, folder, extra=extra)
     try:
         web.start()
-        yield mosquitto.address, web, server
+        yield web, server
     finally:
         web.stop()
         server.stop()
+
+
+@pytest.fixture
+def hall_running(mosquitto: Any, tmp_path: Path) -> Iterator[tuple[Any, WebProcess, ServerProcess]]:
+    with web_over_a_hall(mosquitto, tmp_path, PROXY) as (web, server):
+        yield mosquitto.address, web, server
 
 
 def _from(address: str) -> dict[str, str]:

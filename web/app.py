@@ -129,16 +129,25 @@ class WebApp:
             return None
         return self.hub.book.ticket_for(token, self.hub.clock())
 
-    # ------------------------------------------------------------ the ticket page
-
-    async def ticket_page(self, request: web.Request) -> web.Response:
-        refused = self.limited(request, "lookup")
+    def _visit(self, request: web.Request, kind: str) -> tuple[str, Any] | web.Response:
+        """The token in a visitor's link and its ticket, for the page, its stream and its form alike; or the answer
+        instead: 429 to a client over its `kind` limit. A token that opens no page today is a 404 (raised)."""
+        refused = self.limited(request, kind)
         if refused is not None:
             return refused
         token = request.match_info["token"]
         ticket = self._ticket(token)
         if ticket is None:
             raise web.HTTPNotFound()
+        return token, ticket
+
+    # ------------------------------------------------------------ the ticket page
+
+    async def ticket_page(self, request: web.Request) -> web.Response:
+        visit = self._visit(request, "lookup")
+        if isinstance(visit, web.Response):
+            return visit
+        token, ticket = visit
         lang = self._lang(request, ticket.lang)
         return self._page(token, ticket, lang, request.query.get("fb"))
 
@@ -154,13 +163,10 @@ class WebApp:
         return web.Response(status=status, text=html, content_type="text/html")
 
     async def ticket_events(self, request: web.Request) -> web.StreamResponse:
-        refused = self.limited(request, "lookup")
-        if refused is not None:
-            return refused
-        token = request.match_info["token"]
-        ticket = self._ticket(token)
-        if ticket is None:
-            raise web.HTTPNotFound()
+        visit = self._visit(request, "lookup")
+        if isinstance(visit, web.Response):
+            return visit
+        token, ticket = visit
         return await self._stream(request, Listener(token, self._lang(request, ticket.lang)))
 
     async def _stream(self, request: web.Request, listener: Listener) -> web.StreamResponse:
@@ -248,13 +254,10 @@ class WebApp:
     # ------------------------------------------------------------ feedback
 
     async def feedback(self, request: web.Request) -> web.Response:
-        refused = self.limited(request, "feedback")
-        if refused is not None:
-            return refused
-        token = request.match_info["token"]
-        ticket = self._ticket(token)
-        if ticket is None:
-            raise web.HTTPNotFound()
+        visit = self._visit(request, "feedback")
+        if isinstance(visit, web.Response):
+            return visit
+        token, ticket = visit
         try:
             form = await request.post()
         except web.HTTPRequestEntityTooLarge:

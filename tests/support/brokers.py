@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from broker import children
 from broker.embedded import EmbeddedBroker, make_embedded, port_is_free
 from broker.mqtt import BrokerAddress
 from broker.private_mosquitto import mosquitto_binary
@@ -130,13 +131,7 @@ class MosquittoBroker(_TestBroker):
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        children.stop(self.proc, 5.0)
         self.proc = None
 
     def close(self) -> None:

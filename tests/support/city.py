@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from broker import children
 from broker import protocol as p
 from broker.client import CommandError, HallClient, ServerUnavailable
 from broker.credentials import load_credentials
@@ -141,13 +142,7 @@ class Tunnel:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        children.stop(self.proc, 10.0)
 
 
 def hall_file(folder: Path, hall_id: str) -> Path:
@@ -369,16 +364,7 @@ class CollectorProcess:
             self.proc.wait()
 
     def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
+        return children.stop(self.proc, 15.0) or 0
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
