@@ -27,13 +27,13 @@ from aiohttp import web
 from broker import protocol as p
 from broker.mqtt import BrokerAddress, MqttLink
 from city.live import CityState
+from city.overview_texts import page_language, render_page
 from ops.provision import verify_password
 
 log = logging.getLogger(__name__)
 STREAMS_MAX = 200  # open live pages at once
 KEEPALIVE_S = 15.0
 FAILS_MAX, FAILS_WINDOW_S = 10, 60.0  # wrong passwords from one address before it waits
-PAGE = Path(__file__).with_name("overview.html")
 
 
 class Feed:
@@ -124,7 +124,7 @@ def _basic(header: str | None) -> tuple[str | None, str | None]:
     return (name, password) if sep else (None, None)
 
 
-def make_app(feed: Feed, staff: Staff) -> web.Application:
+def make_app(feed: Feed, staff: Staff, default_lang: str = "en") -> web.Application:
     @web.middleware
     async def staff_only(request: web.Request, handler: Any) -> web.StreamResponse:
         verdict = staff.allowed(request.headers.get("Authorization"), request.remote or "")
@@ -138,8 +138,10 @@ def make_app(feed: Feed, staff: Staff) -> web.Application:
     app = web.Application(middlewares=[staff_only], client_max_size=4096)
     app["streams"] = 0
 
-    async def page(_: web.Request) -> web.StreamResponse:
-        return web.FileResponse(PAGE, headers={"Cache-Control": "no-store"})
+    async def page(request: web.Request) -> web.StreamResponse:
+        lang = page_language(request.query.get("lang"), request.headers.get("Accept-Language"), default_lang)
+        return web.Response(text=render_page(lang), content_type="text/html",
+                            headers={"Cache-Control": "no-store", "Content-Language": lang})
 
     async def state(_: web.Request) -> web.StreamResponse:
         return web.json_response(feed.snapshot())
@@ -189,7 +191,8 @@ async def _stream(request: web.Request, feed: Feed) -> web.StreamResponse:
     return response
 
 
-def serve(central: BrokerAddress, staff_file: Path, host: str, port: int, *, version: str = "3.1.1") -> int:
+def serve(central: BrokerAddress, staff_file: Path, host: str, port: int, *, version: str = "3.1.1",
+          lang: str = "en") -> int:
     """Run the overview until SIGINT/SIGTERM."""
     staff = Staff(staff_file)
     feed = Feed(central, version=version)
@@ -201,7 +204,7 @@ def serve(central: BrokerAddress, staff_file: Path, host: str, port: int, *, ver
     async def stopped(app: web.Application) -> None:
         feed.link.stop()
 
-    app = make_app(feed, staff)
+    app = make_app(feed, staff, lang)
     app.on_startup.append(started)
     app.on_cleanup.append(stopped)
     print(f"vuoro overview: {central.url} -> http://{host}:{port}/ ready", flush=True)

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(mosquitto_passwd -c FILE NAME)")
     parser.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT",
                         help="where to serve the page (default 127.0.0.1:8090: put the city's TLS proxy in front)")
+    parser.add_argument("--lang", metavar="LANG", help="the page's language when neither ?lang= nor the browser "
+                        "names a shipped one (default: the --hall file's first language)")
 
 
 def offline(args: argparse.Namespace) -> bool:
@@ -47,5 +49,6 @@ def run(args: argparse.Namespace, hall: HallConfig, address: BrokerAddress) -> i
         return 2
     from city.overview import serve
 
-    return serve(central, staff, host or "127.0.0.1", port_number, version=args.mqtt_version)
+    return serve(central, staff, host or "127.0.0.1", port_number, version=args.mqtt_version,
+                 lang=args.lang or hall.main_language)
 

@@ -161,3 +161,59 @@ def test_a_hall_going_dark_shows(city: City, overview: str) -> None:
 def test_the_page_is_served_from_the_package() -> None:
     page = Path(ROOT / "city" / "overview.html").read_text()
     assert "innerHTML" not in page  # a hall's data is never markup
+
+
+def test_the_page_in_the_staffs_language_in_a_browser(city: City, overview: str, tmp_path: Path) -> None:
+    """Chromium, as staff open it: Finnish by ?lang=fi, every header and state in Finnish (a kiosk's paper low too),
+    live without a reload, no console error; Arabic is right to left. Screenshots in the test's folder."""
+    from tests.web_support import chromium, close_chromium, console_errors, screenshot_dir
+
+    wait_until(lambda: all(_state(overview).get(h, {}).get("server") == p.ONLINE for h in HALLS), BRIDGE_S,
+               "both halls online")
+    kiosk = HallClient(city.halls["north"].address("kiosk-K1"), "north", "kiosk", "K1",
+                       presence_fields={"printer": {"state": "paper_near_end"}})
+    driver = chromium()
+    try:
+        assert kiosk.start(CONNECT_S)
+        driver.set_window_size(1280, 800)
+        login = base64.b64encode(f"{STAFF}:{PASSWORD}".encode()).decode()
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+        driver.get(f"{overview}/?lang=fi")
+        body = lambda: driver.find_element("tag name", "body").text  # noqa: E731
+        wait_until(lambda: "numeroautomaatti K1" in body() and "paperi vähissä" in body(), REPLY_S,
+                   lambda: f"north's kiosk with its paper low, in Finnish: {body()!r}")
+        text = body()
+        assert text.startswith("Kaupungin asiointipisteet") and "ajantasainen" in text, text
+        assert "uuden vuoronumeron odotus" in text and "toiminnassa" in text, text
+        assert driver.find_element("tag name", "html").get_attribute("lang") == "fi"
+        driver.save_screenshot(str(screenshot_dir(tmp_path) / "overview-fi.png"))
+        kiosk.request("issue", topic="general")  # live: the count moves without a reload
+        marker = driver.execute_script("window.still_here = 1; return 1;")
+        wait_until(lambda: _state(overview)["north"]["queues"]["general"]["waiting"] >= 1, REPLY_S, "the ticket")
+        assert driver.execute_script("return window.still_here;") == marker
+        driver.get(f"{overview}/?lang=ar")
+        wait_until(lambda: "الكشك K1" in body(), REPLY_S, lambda: f"the page in Arabic: {body()!r}")
+        assert driver.find_element("tag name", "html").get_attribute("dir") == "rtl"
+        driver.save_screenshot(str(screenshot_dir(tmp_path) / "overview-ar.png"))
+        assert not console_errors(driver)
+    finally:
+        close_chromium(driver)
+        kiosk.close()
+
+
+def test_every_shipped_language_has_every_overview_text() -> None:
+    from city.overview_texts import MESSAGE_IDS, page_language, render_page
+    from ui.i18n import available_languages, load
+
+    for lang in available_languages():
+        missing = MESSAGE_IDS - set(load(lang).ids)
+        assert not missing, f"{lang}: {sorted(missing)}"
+    assert page_language("fi", "sv;q=0.9", "en") == "fi"
+    assert page_language("xx", "de-DE,sv;q=0.9,en;q=0.8", "en") == "de"
+    assert page_language(None, "nb;q=1, sv;q=0.5, en;q=0.7", "fi") == "en"
+    assert page_language(None, "q=;;,,x", "fi") == "fi"
+    page = render_page("ar")
+    assert '<html lang="ar" dir="rtl">' in page and "<title>Vuoro · مراكز خدمة المدينة</title>" in page
+    data = page.split('<script id="texts" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(data)["overview.title"] == "مراكز خدمة المدينة" and "<" not in data
