@@ -92,11 +92,12 @@ from counter.model_types import (
     TimedOut,
     parse_time,
 )
+from ui.device_model import DeviceModel
 from ui.unknown_input import ignore_unknown
 
 log = logging.getLogger(__name__)
 
-class CounterModel(HallListener):
+class CounterModel(HallListener, DeviceModel[Input, Effect]):
     """The staff panel of one counter. Not thread-safe: feed it from the UI thread only."""
 
     def __init__(self, hall: HallConfig, counter_id: str, now: datetime, settings: CounterSettings | None = None,
@@ -122,14 +123,6 @@ class CounterModel(HallListener):
         self.unknown: Counter[str] = Counter()  # inputs of a type nobody handles, by type name
 
     # ------------------------------------------------------------ input
-
-    def feed(self, event: Input, now: datetime) -> list[Effect]:
-        """Apply one input at time `now`; returns the effects the app must perform, in order."""
-        self.now = now
-        effects: list[Effect] = []
-        self._handle(event, effects)
-        self._timers(effects)
-        return effects
 
     def _handle(self, event: Input, effects: list[Effect]) -> None:
         match event:

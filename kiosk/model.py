@@ -67,6 +67,7 @@ from kiosk.model_types import (
     menu_from_hall,
     parse_ticket,
 )
+from ui.device_model import DeviceModel
 from ui.unknown_input import ignore_unknown
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class _Visitor:
     sent: list[str] = field(default_factory=list)  # command ids this visitor sent (at most one)
 
 
-class KioskModel:
+class KioskModel(DeviceModel[Input, Effect]):
     """The kiosk flow of one hall. Not thread-safe: feed it from the UI thread only."""
 
     def __init__(self, hall: HallConfig, now: datetime, settings: KioskSettings | None = None, *,
@@ -128,14 +129,6 @@ class KioskModel:
         self.unknown: Counter[str] = Counter()  # inputs of a type nobody handles, by type name
 
     # ------------------------------------------------------------ input
-
-    def feed(self, event: Input, now: datetime) -> list[Effect]:
-        """Apply one input at time `now`; returns the effects the app must perform, in order."""
-        self.now = now
-        effects: list[Effect] = []
-        self._handle(event, effects)
-        self._timers(effects)
-        return effects
 
     def _handle(self, event: Input, effects: list[Effect]) -> None:
         match event:
