@@ -14,6 +14,7 @@ Kivy must be configured (ui.kivy_env.configure_kivy) before this module is impor
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,30 @@ ALERT_ROWS = 3  # alert strips shown at once; more are counted on the last one
 SWITCH_INTERVAL_S = 0.0005
 PENDING_SHOW_S = 0.25  # a command not answered by then shows as "sending" on the panel
 RELEASE_AFTER_S = 1.5  # after a visitor changes, while staff greet them: a few ms to collect and trim the heap
+# Larger blocks than this are mapped on their own and go back to the system when freed. glibc's own threshold
+# starts at 128 KiB and rises to the largest block ever freed, after which label textures (the visitor's number
+# alone is a few hundred KiB of pixels) land in the heap between small objects and keep it from shrinking. Fixed
+# here, the panel held ~5 MiB less after warm-up (bench/memory_probe.py, 175.7 -> 170.9 MiB with --mmap-threshold
+# 65536); a 64 KiB map per large texture is a few system calls a visitor.
+MMAP_THRESHOLD = 64 * 1024
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def fix_mmap_threshold() -> None:
+    """Large blocks (label textures) in maps of their own from now on (glibc; elsewhere nothing to do)."""
+    try:
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    except OSError:
+        return
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 class CounterRoot(FloatLayout):
-    """The window's content: the panel's boxes, and a dialog above them when one is open."""
+    """The window's content: the panel's boxes, and a dialog above them when one is open; `rtl`: the visitor's card
+    on the right and the queue on the left, for a right-to-left staff language (the drawer mirrors each row)."""
 
-    def __init__(self, theme: Theme, **kwargs: Any) -> None:
+    def __init__(self, theme: Theme, rtl: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         with self.canvas.before:
             Color(*theme.background)
@@ -52,7 +71,7 @@ class CounterRoot(FloatLayout):
         pad = theme.size(1.4)
         self.main = BoxLayout(orientation="vertical", padding=[pad, pad], spacing=pad)
         self.header = BoxLayout(size_hint_y=0.075, spacing=pad)
-        body = BoxLayout(size_hint_y=0.58, spacing=pad)
+        body = Box(size_hint_y=0.58, spacing=pad, rtl=rtl)
         self.current = Box(fill=theme.card, radius=14, orientation="vertical", size_hint_x=0.56,
                            padding=[theme.size(2.5), theme.size(1.5)], spacing=theme.size(0.6))
         self.queue = Box(fill=theme.card, radius=14, orientation="vertical", size_hint_x=0.44,
@@ -86,6 +105,7 @@ class CounterApp(App):
         controller.wake = self._wake
 
     def build(self) -> CounterRoot:
+        fix_mmap_threshold()
         flush_each_frame()
         # A command leaves on the worker and paho's threads while this one runs Kivy's loop: let a waiting thread
         # have the interpreter within half a millisecond (CPython's default is 5 ms), so a key press is on the
@@ -95,7 +115,7 @@ class CounterApp(App):
         Window.clearcolor = (0.91, 0.93, 0.95, 1)
         theme = Theme(Window.height)
         self.drawer = Drawer(theme, self.controller.model.lang, self.press)
-        self.root_widget = CounterRoot(theme)
+        self.root_widget = CounterRoot(theme, rtl=self.drawer.rtl)
         self.root_widget.bind(size=lambda *_: self.redraw())
         Window.bind(on_key_down=self._on_key_down)
         Clock.schedule_interval(lambda dt: self.refresh(self.controller.tick()), 1.0)

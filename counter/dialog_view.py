@@ -61,20 +61,23 @@ class DialogView(Backdrop):
         card = Box(fill=theme.card, radius=14, orientation="vertical", size_hint=(0.72, 0.84),
                    pos_hint={"center_x": 0.5, "center_y": 0.5}, padding=[theme.size(2.5), theme.size(2)],
                    spacing=theme.size(1.2))
-        card.add_widget(line(drawer.say(dialog.title), theme.size(4), theme.text, bold=True))
+        lang = drawer.lang
+        card.add_widget(line(drawer.say(dialog.title), theme.size(4), theme.text, bold=True, lang=lang))
         for text in dialog.body:
-            card.add_widget(line(drawer.say(text), theme.size(2.6), theme.muted))
+            card.add_widget(line(drawer.say(text), theme.size(2.6), theme.muted, lang=lang))
         if dialog.switch is not None:
             card.add_widget(self._switch(dialog))
         if dialog.items:
-            grid = GridLayout(cols=2 if len(dialog.items) > 4 else 1, spacing=theme.size(1))
+            grid = GridLayout(cols=2 if len(dialog.items) > 4 else 1, spacing=theme.size(1),
+                              orientation="rl-tb" if drawer.rtl else "lr-tb")  # the first choice on the reading side
             for item in dialog.items:
                 grid.add_widget(self._item(item))
             card.add_widget(grid)
         else:
             card.add_widget(Widget())
         if dialog.note is not None:
-            card.add_widget(line(drawer.say(Msg("counter.forward.note_hint")), theme.size(2.2), theme.muted))
+            card.add_widget(line(drawer.say(Msg("counter.forward.note_hint")), theme.size(2.2), theme.muted,
+                                 lang=lang))
             if note is None:
                 note = TextInput(text=dialog.note, multiline=False, write_tab=False, font_name=FONT,
                                  font_size=theme.size(2.8), size_hint_y=None, height=theme.size(6.5))
@@ -83,7 +86,7 @@ class DialogView(Backdrop):
                 note.parent.remove_widget(note)  # the field the staff may be typing in moves, focus and all
             self.note = note
             card.add_widget(note)
-        row = BoxLayout(size_hint_y=None, height=theme.size(10), spacing=theme.size(1.5))
+        row = drawer.row(size_hint_y=None, height=theme.size(10), spacing=theme.size(1.5))
         for action in (dialog.cancel, dialog.confirm):
             if action is not None:
                 row.add_widget(drawer.action_button(action))
@@ -92,7 +95,7 @@ class DialogView(Backdrop):
 
     def _switch(self, dialog: Dialog) -> Widget:
         drawer, theme = self.drawer, self.drawer.theme
-        row = BoxLayout(size_hint_y=None, height=theme.size(7), spacing=theme.size(1.5))
+        row = drawer.row(size_hint_y=None, height=theme.size(7), spacing=theme.size(1.5))
         assert dialog.switch is not None
         row.add_widget(drawer.action_button(dialog.switch))
         return row
@@ -106,12 +109,13 @@ class DialogView(Backdrop):
         else:
             fill, ink = theme.disabled, theme.disabled_text
         widget = PressButton(f"item:{item.kind}:{item.id}", item.action, drawer.press, fill,
-                             padding=[theme.size(1.2), theme.size(0.4)], spacing=theme.size(1))
+                             padding=[theme.size(1.2), theme.size(0.4)], spacing=theme.size(1), rtl=drawer.rtl)
         widget.add_widget(fill_label(item.key, theme.size(3.2), ink, bold=True, halign="center", size_hint_x=0.14))
         words = BoxLayout(orientation="vertical")
-        words.add_widget(fill_label(drawer.say(item.label), theme.size(2.6), ink, bold=True, shorten=True))
+        words.add_widget(fill_label(drawer.say(item.label), theme.size(2.6), ink, bold=True, shorten=True,
+                                    lang=drawer.lang))
         if item.detail is not None:
-            words.add_widget(fill_label(drawer.say(item.detail), theme.size(2.0), ink, shorten=True))
+            words.add_widget(fill_label(drawer.say(item.detail), theme.size(2.0), ink, shorten=True, lang=drawer.lang))
         widget.add_widget(words)
         return widget
 

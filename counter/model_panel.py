@@ -169,10 +169,11 @@ def _forwarded(model: CounterModel) -> tuple[ForwardedRow, ...]:
                  for i in model.incoming.values())
 
 
-def _device_name(model: CounterModel, role: str, device: str) -> str:
+def device_name(model: CounterModel, role: str, device: str) -> str:
+    """A kiosk or a display as staff know it: its name from the hall file in the staff's language; its id only for a
+    device the hall file does not name (a kiosk's name is optional there, and a stray device may report itself)."""
     config: Any = (model.hall.kiosks if role == "kiosk" else model.hall.displays).get(device)
-    name = _name(config.name, model.lang, "") if config is not None and config.name else ""
-    return f"{device} ({name})" if name else device
+    return _name(config.name, model.lang, device) if config is not None and config.name else device
 
 
 def _alerts(model: CounterModel) -> tuple[AlertView, ...]:
@@ -196,7 +197,7 @@ def _alerts(model: CounterModel) -> tuple[AlertView, ...]:
         if problem is not None:
             level, code = problem
             devices.append(AlertView(f"{role}:{device}", level,
-                                     msg("counter.alert." + code, name=_device_name(model, role, device))))
+                                     msg("counter.alert." + code, name=device_name(model, role, device))))
     alerts += sorted(devices, key=lambda a: (order.get(a.level, 3), a.id))
     return tuple(alerts)
 

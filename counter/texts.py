@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from functools import cache
 
-from babel import Locale, UnknownLocaleError
-
 from counter.model_types import Msg, Panel, Text, msg
 from ui import i18n
 
@@ -21,18 +19,29 @@ def render(item: Text, lang: str) -> str:
 
 @cache
 def language_line(code: str, staff_lang: str) -> str:
-    """The visitor's language named in itself and, when it differs, in the staff's: "Suomi (finska)"."""
+    """The visitor's language named in itself and, when it differs, in the staff's: "Suomi (finska)".
+
+    Both names come from the catalogues (vuoro.po's `language.name`, counter.po's `counter.language.<code>`), not
+    from Babel's CLDR data: that would load ~5 MiB of locale data into every panel for a handful of words. A language
+    the staff's catalogue does not name is given in its own name only (never the English one in a Swedish panel).
+    """
     if not code:
         return "?"
     own = i18n.language_name(code)
-    try:
-        staff = Locale.parse(code).get_display_name(staff_lang) or ""
-    except (UnknownLocaleError, ValueError):
-        staff = ""
+    staff = _named_in(code, staff_lang)
     if not staff:
         return own
     # the staff's own language as their language writes it inside a sentence: "Talar svenska", not "Svenska"
     return staff if staff.lower() == own.lower() else f"{own} ({staff})"
+
+
+def _named_in(code: str, staff_lang: str) -> str:
+    msgid = f"counter.language.{code}"
+    try:
+        catalogue = i18n.load(staff_lang)
+    except FileNotFoundError:
+        return ""
+    return catalogue.translations.gettext(msgid) if msgid in catalogue.ids else ""
 
 
 def clock(seconds: int) -> str:

@@ -194,10 +194,10 @@ def test_hall_alerts_from_a_kiosk_out_of_paper_and_then_gone(make_desk: Make, ma
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
         panel = wait_panel(desk, lambda panel: any(a.id == "kiosk:K1" for a in panel.alerts))
-        assert "Kiosk K1 (Kiosk at the entrance) is out of paper: change the roll" in panel_lines(panel)
+        assert "Kiosk “Kiosk at the entrance” is out of paper: change the roll" in panel_lines(panel)
         proc.send_signal(signal.SIGKILL)  # no goodbye: the broker publishes the kiosk's Last Will
         proc.wait(5)
-        panel = wait_panel(desk, lambda panel: "Kiosk K1 (Kiosk at the entrance) is offline" in panel_lines(panel))
+        panel = wait_panel(desk, lambda panel: "Kiosk “Kiosk at the entrance” is offline" in panel_lines(panel))
         assert next(a for a in panel.alerts if a.id == "kiosk:K1").level == "error"
     finally:
         if proc.poll() is None:

@@ -635,15 +635,15 @@ def test_the_server_going_offline_is_said_and_its_return_too(world: Hall) -> Non
 
 @pytest.mark.parametrize(("role", "device", "data", "level", "words"), [
     ("kiosk", "K1", {"status": "online", "printer": {"state": "paper_out"}}, "error",
-     "Kiosk K1 (Kiosk at the entrance) is out of paper: change the roll"),
+     "Kiosk “Kiosk at the entrance” is out of paper: change the roll"),
     ("kiosk", "K1", {"status": "online", "printer": {"state": "paper_near_end"}}, "warning",
-     "Kiosk K1 (Kiosk at the entrance) is running out of paper: change the roll soon"),
+     "Kiosk “Kiosk at the entrance” is running out of paper: change the roll soon"),
     ("kiosk", "K1", {"status": "online", "printer": {"state": "offline"}}, "error",
-     "Kiosk K1 (Kiosk at the entrance): the printer is not working"),
-    ("kiosk", "K9", {"status": "offline"}, "error", "Kiosk K9 is offline"),
-    ("display", "entrance", {"status": "offline"}, "error", "Display entrance (Entrance hall) is offline"),
+     "Kiosk “Kiosk at the entrance”: the printer is not working"),
+    ("kiosk", "K9", {"status": "offline"}, "error", "Kiosk “K9” is offline"),
+    ("display", "entrance", {"status": "offline"}, "error", "Display “Entrance hall” is offline"),
     ("display", "upstairs", {"status": "stopped"}, "info",
-     "Display upstairs (Waiting room, 2nd floor) is switched off"),
+     "Display “Waiting room, 2nd floor” is switched off"),
 ])
 def test_device_status_becomes_a_hall_alert(world: Hall, role: str, device: str, data: dict[str, Any],
                                             level: str, words: str) -> None:
