@@ -89,6 +89,15 @@ class CounterRoot(FloatLayout):
         self._bg.pos, self._bg.size = self.pos, self.size
 
 
+def draw_panel(root: CounterRoot, drawer: Drawer, panel: Panel, serving_s: int | None) -> None:
+    """Every section of the panel at once: a picture of it, or a first frame."""
+    drawer.header(root.header, panel.header)
+    drawer.current(root.current, panel.current, serving_s)
+    drawer.queue(root.queue, panel.queues, panel.forwarded)
+    drawer.actions(root.actions, panel.actions)
+    drawer.alerts(root.alerts, panel.alerts, panel.notice, ALERT_ROWS)
+
+
 class CounterApp(App):
     """The counter panel window."""
 

@@ -106,7 +106,7 @@ def _draw(lang: str, out: Path) -> dict[str, Any]:  # pragma: no cover - runs in
     from kivy.uix.label import Label
 
     from broker.config import DEMO_HALL, load_hall
-    from counter.app import ALERT_ROWS, CounterRoot
+    from counter.app import CounterRoot, draw_panel
     from counter.dialog_view import DialogView
     from counter.model_types import DeviceMessage
     from counter.widgets import Drawer, PressButton, Theme
@@ -128,11 +128,7 @@ def _draw(lang: str, out: Path) -> dict[str, Any]:  # pragma: no cover - runs in
     root = CounterRoot(theme, rtl=drawer.rtl, size=Window.size)
     Window.add_widget(root)
     panel = desk.panel
-    drawer.header(root.header, panel.header)
-    drawer.current(root.current, panel.current, 754)
-    drawer.queue(root.queue, panel.queues, panel.forwarded)
-    drawer.actions(root.actions, panel.actions)
-    drawer.alerts(root.alerts, panel.alerts, panel.notice, ALERT_ROWS)
+    draw_panel(root, drawer, panel, 754)
     _settle()
     root.export_to_png(str(out / f"panel-{lang}.png"))
     buttons = {w.button_id: w for w in root.walk(restrict=True) if isinstance(w, PressButton)}

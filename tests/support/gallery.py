@@ -205,11 +205,12 @@ def _hall(langs: list[str]) -> Any:
 def counter(out: Path, langs: list[str]) -> dict[str, Any]:
     from kivy.core.window import Window
 
-    from counter.app import ALERT_ROWS, CounterRoot
+    from counter.app import CounterRoot, draw_panel
     from counter.dialog_view import DialogView
     from counter.model_types import DeviceMessage
     from counter.widgets import Drawer, Theme
     from tests.test_counter_model import Desk, Hall
+    from ui.text_shaping import is_rtl_language
 
     gallery = Gallery("counter", out)
     theme = Theme(Window.height)
@@ -223,15 +224,11 @@ def counter(out: Path, langs: list[str]) -> dict[str, Any]:
         desk.keys("+")
         for device, role in (("K1", "kiosk"), ("entrance", "display"), ("upstairs", "display")):
             desk.feed(DeviceMessage(role, device, {"v": 1, "status": "offline"}))
-        root = CounterRoot(theme, size=Window.size)
+        root = CounterRoot(theme, rtl=is_rtl_language(lang), size=Window.size)
         Window.add_widget(root)
         drawer = Drawer(theme, lang, lambda action: None)
         panel = desk.panel
-        drawer.header(root.header, panel.header)
-        drawer.current(root.current, panel.current, 754)
-        drawer.queue(root.queue, panel.queues, panel.forwarded)
-        drawer.actions(root.actions, panel.actions)
-        drawer.alerts(root.alerts, panel.alerts, panel.notice, ALERT_ROWS)
+        draw_panel(root, drawer, panel, 754)
         gallery.take(root, f"panel-{lang}")
         for key, name in (("3", "forward"), ("7", "pause")):
             desk.keys(key)
