@@ -524,6 +524,9 @@ def run(tickets: int, warmup: int, runs: int, soaking: tuple[int, int, int], qui
 
     print(f"3. resident memory (VmRSS) against a bare Kivy window ({WINDOW}, same set-up); soak of {soak:,} "
           f"visits after {soak_warmup} (issue through the window, call and done at counter 1)", flush=True)
+    # the soak has a hall server of its own (the day-moving one): two servers of one hall on one broker both answer
+    # the soak's counter and take each other's broker session over (a 3,000-visit soak stalled at ~1,700)
+    server.stop()
     memory = measure_soak(env, broker, tmp, soak_warmup, soak, every)
     print(f"   the latency child: synced {lat['rss_up_mib']:.1f} MiB, after {warmup + tickets} tickets "
           f"{lat['rss_end_mib']:.1f} MiB; `vuoro kiosk` at its synced frame {fmt(start['rss_synced'], 'MiB')}")

@@ -14,13 +14,10 @@ Kivy must be configured (ui.kivy_env.configure_kivy) before this module is impor
 
 from __future__ import annotations
 
-import ctypes
 import sys
-from pathlib import Path
 from typing import Any
 
-from kivy.app import App
-from kivy.clock import Clock, mainthread
+from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.graphics import Color, Rectangle
 from kivy.uix.boxlayout import BoxLayout
@@ -32,31 +29,13 @@ from counter.dialog_view import DialogView
 from counter.keys import key_name
 from counter.model_types import ConfirmForward, Input, Key, Panel
 from counter.widgets import Box, Drawer, PressButton, Theme
-from ui.kivy_env import flush_each_frame, freeze_start_up, release_memory
+from ui.device_app import DeviceApp
+from ui.kivy_env import fix_mmap_threshold, flush_each_frame, freeze_start_up, release_memory
 
 ALERT_ROWS = 3  # alert strips shown at once; more are counted on the last one
 SWITCH_INTERVAL_S = 0.0005
 PENDING_SHOW_S = 0.25  # a command not answered by then shows as "sending" on the panel
 RELEASE_AFTER_S = 1.5  # after a visitor changes, while staff greet them: a few ms to collect and trim the heap
-# Larger blocks than this are mapped on their own and go back to the system when freed. glibc's own threshold
-# starts at 128 KiB and rises to the largest block ever freed, after which label textures (the visitor's number
-# alone is a few hundred KiB of pixels) land in the heap between small objects and keep it from shrinking. Fixed
-# here, the panel held ~5 MiB less after warm-up (bench/memory_probe.py, 175.7 -> 170.9 MiB with --mmap-threshold
-# 65536); a 64 KiB map per large texture is a few system calls a visitor.
-MMAP_THRESHOLD = 64 * 1024
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def fix_mmap_threshold() -> None:
-    """Large blocks (label textures) in maps of their own from now on (glibc; elsewhere nothing to do)."""
-    try:
-        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    except OSError:
-        return
-    if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-
-
 class CounterRoot(FloatLayout):
     """The window's content: the panel's boxes, and a dialog above them when one is open; `rtl`: the visitor's card
     on the right and the queue on the left, for a right-to-left staff language (the drawer mirrors each row)."""
@@ -98,20 +77,19 @@ def draw_panel(root: CounterRoot, drawer: Drawer, panel: Panel, serving_s: int |
     drawer.alerts(root.alerts, panel.alerts, panel.notice, ALERT_ROWS)
 
 
-class CounterApp(App):
+class CounterApp(DeviceApp):
     """The counter panel window."""
 
     title = "Vuoro counter"
 
     def __init__(self, controller: CounterController, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.controller = controller
+        super().__init__(controller, **kwargs)
+        self.controller: CounterController = controller
         self.drawn: Panel | None = None
         self.root_widget: CounterRoot | None = None
         self.drawer: Drawer | None = None
         self.redraws: dict[str, int] = {}  # section -> times drawn (tests check an idle panel redraws nothing)
         self._release = Clock.create_trigger(lambda dt: release_memory(), RELEASE_AFTER_S)
-        controller.wake = self._wake
 
     def build(self) -> CounterRoot:
         fix_mmap_threshold()
@@ -134,13 +112,12 @@ class CounterApp(App):
 
     def on_stop(self) -> None:
         Window.unbind(on_key_down=self._on_key_down)
-        self.controller.stop()
+        super().on_stop()
 
     # ------------------------------------------------------------ input
 
-    @mainthread
-    def _wake(self) -> None:
-        """From another thread: drain the controller's queue on the UI thread, now."""
+    def drained(self) -> None:
+        """After a wake: what arrived is in the model; draw the panel if anything changed."""
         if self.controller.pump():
             self.refresh(self.controller.panel())
 
@@ -244,11 +221,3 @@ class CounterApp(App):
             if found is not None or layer is not self.root_widget.main:
                 return found
         return None
-
-    def snapshot(self, path: str | Path) -> Path:
-        """Write the window's content as a PNG (no window chrome)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        assert self.root_widget is not None
-        self.root_widget.export_to_png(str(target))
-        return target

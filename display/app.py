@@ -20,11 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kivy.app import App
 from kivy.base import ExceptionHandler, ExceptionManager
 from kivy.clock import Clock
 from kivy.core.window import Window
-from kivy.graphics import Color, InstructionGroup, Rectangle
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 
@@ -37,10 +35,13 @@ from display.widgets import (
     NoticePanel,
     QueueBar,
     SidePanel,
+    arrange,
+    ordered,
     rgba,
     say,
 )
-from ui.kivy_env import flush_each_frame
+from ui.device_app import DeviceApp
+from ui.kivy_env import fix_mmap_threshold, flush_each_frame, freeze_start_up, release_memory
 
 
 class BoardView(FloatLayout):
@@ -64,16 +65,13 @@ class BoardView(FloatLayout):
     def show(self, board: Board) -> None:
         self.header.show(board.header, "" if board.online else
                          "⟳  " + say(msg("display.reconnecting"), board.labels.lang))
+        if board.mode == CALLS:  # the hero on the reading side's start: mirrored in a right-to-left language
+            arrange(self.middle, ordered([self.hero, self.side], board.labels.lang))
+        else:
+            arrange(self.middle, [self.notice])
         if board.mode != self.mode:
             self.mode = board.mode
-            self.middle.clear_widgets()
-            if board.mode == CALLS:
-                self.middle.add_widget(self.hero)
-                self.middle.add_widget(self.side)
-                self.queues.opacity = 1
-            else:
-                self.middle.add_widget(self.notice)
-                self.queues.opacity = 0
+            self.queues.opacity = 1 if board.mode == CALLS else 0
         if board.mode == CALLS:
             self.hero.show(board.hero, board.labels, (self.width or Window.width) * 0.6)
             self.side.show(board.labels, board.current, board.history)
@@ -126,6 +124,7 @@ class KeepRunning(ExceptionHandler):
         return int(ExceptionManager.PASS)
 
 
+RELEASE_AFTER_S = 1.5  # quiet after a drawn change: then collect and trim the heap (ui.kivy_env.release_memory)
 SETTLE_S = 0.3  # how long a change of the queues or the header may wait for the messages that follow it
 
 
@@ -142,25 +141,29 @@ def urgent(board: Board, drawn: Board | None) -> bool:
         (drawn.mode, drawn.online, drawn.hero, drawn.current, drawn.history, drawn.notice)
 
 
-class DisplayApp(App):
+class DisplayApp(DeviceApp):
     """The display window: redraws parts of the board when the controller or the timer says so."""
 
     title = "Vuoro display"
+    snapshot_background = rgba(BACKGROUND)  # on screen the background is the window's clear colour
 
     def __init__(self, controller: DisplayController, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.controller = controller
+        super().__init__(controller, **kwargs)
+        self.controller: DisplayController = controller
         self.drawn: Board | None = None
         self.view: BoardView | None = None
         self.refreshes = 0  # boards drawn (tests check that idle draws nothing)
         self._timer: Any = None
-        self._woken = False
         self._later: Any = None  # a redraw held back to gather the retained state that follows a call
         self.after_update: Callable[[], None] | None = None  # snapshots and tests watch the board with it
-        controller.wake = self._wake
+        # Each drawn change frees label textures that llvmpipe malloc'd (a 1080p number is ~2 MB), and glibc keeps
+        # the freed heap: without a trim the display grew ~10 MiB per 1,000 calls (bench/display_bench.py).
+        self._release = Clock.create_trigger(lambda dt: release_memory(), RELEASE_AFTER_S)
 
     def build(self) -> BoardView:
+        fix_mmap_threshold()
         flush_each_frame()
+        freeze_start_up()  # the collections of release_memory then walk only what the board made since
         ExceptionManager.add_handler(KeepRunning())
         Window.clearcolor = rgba(BACKGROUND)
         self.view = BoardView(self.controller.hall.colour, Window.height / 100.0)
@@ -171,16 +174,10 @@ class DisplayApp(App):
     def on_stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self.controller.stop()
+        self._release.cancel()
+        super().on_stop()
 
-    def _wake(self) -> None:
-        """Any thread: drain the controller on the UI thread now (once, however many messages arrived)."""
-        if not self._woken:
-            self._woken = True
-            Clock.schedule_once(self._pump, 0)
-
-    def _pump(self, dt: float = 0) -> None:
-        self._woken = False
+    def drained(self) -> None:
         self.controller.pump(announce=False)
         board = self.controller.board()
         if urgent(board, self.drawn):
@@ -206,22 +203,10 @@ class DisplayApp(App):
     def refresh(self, board: Board) -> None:
         if board is self.drawn or board == self.drawn or self.view is None:
             return
+        called = urgent(board, self.drawn)
         self.drawn = board
         self.refreshes += 1
         self.view.show(board)
-
-    def snapshot(self, path: str | Path) -> Path:
-        """Write the window's content as a PNG (no window chrome)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        assert self.view is not None
-        # on screen the background is the window's clear colour; a PNG of the widgets needs it painted in
-        background = InstructionGroup()
-        background.add(Color(*rgba(BACKGROUND)))
-        background.add(Rectangle(pos=self.view.pos, size=self.view.size))
-        self.view.canvas.before.insert(0, background)
-        try:
-            self.view.export_to_png(str(target))
-        finally:
-            self.view.canvas.before.remove(background)
-        return target
+        if called:  # after calls only (not the minute or a language turning: an idle board costs nothing), and
+            self._release.cancel()  # only once the board has been quiet for a moment: never in a burst of calls
+            self._release()

@@ -6,6 +6,10 @@ and a call must reach the screen within a frame. So every part keeps its widgets
 only the texts, colours and directions that differ from what is on screen: a label whose text did
 not change is not rendered again, and a new call re-renders a handful of labels, not forty.
 
+In a right-to-left language (Arabic) each part puts the same widgets in mirrored order (`ordered`) and aligns
+its words to the right: the called number on the right, the lists on the left, the topic strip from the right.
+The arrows are never mirrored: they point where the counter is in the hall, whatever the language.
+
 Kivy must be configured (display.window.configure) before this module is imported.
 """
 
@@ -23,6 +27,7 @@ from display.board import CallView, Header, Labels, Notice, QueueView, Text, msg
 from ui import i18n
 from ui.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, rgba
 from ui.kivy_text import FitLabel, align
+from ui.text_shaping import is_rtl_language
 
 BACKGROUND, PANEL, TEXT, MUTED, HIGHLIGHT = "#0b1622", "#14233a", "#ffffff", "#a9bbcf", "#ffd23f"
 NONE: RGBA = (0.0, 0.0, 0.0, 0.0)
@@ -57,6 +62,12 @@ def put(widget: Any, **values: Any) -> None:
     for name, value in values.items():
         if getattr(widget, name) != value:
             setattr(widget, name, value)
+
+
+def ordered(children: list[Widget], lang: str) -> list[Widget]:
+    """A row's parts in reading order: from the right in a right-to-left language, so the row is mirrored.
+    Only the order: an arrow inside a row still points where its counter is (the hall is not mirrored)."""
+    return list(reversed(children)) if is_rtl_language(lang) else children
 
 
 def paint(colour: Color, value: RGBA) -> None:
@@ -125,6 +136,10 @@ class HeaderBar(Filled):
             self.add_widget(label)
 
     def show(self, header: Header, mark: str) -> None:
+        arrange(self, ordered([self.hall, self.mark, self.clock], header.lang))
+        put(self.hall, halign=align("start", header.lang))
+        for label in (self.mark, self.clock):
+            put(label, halign=align("end", header.lang))
         put(self.hall, text=header.hall_name)
         put(self.mark, text=mark)
         put(self.clock, text=header.clock)
@@ -144,12 +159,10 @@ class HeroPanel(Filled):
         self.counter = box_label("", unit * 7.5, bold=True, size_hint_y=0.45)
         self.direction = box_label("", unit * 3.8, size_hint_y=0.28)
         self.place = box_label("", unit * 3.2, size_hint_y=0.27)
-        words = BoxLayout(orientation="vertical")
+        self.words = BoxLayout(orientation="vertical")
         for label in (self.counter, self.direction, self.place):
-            words.add_widget(label)
+            self.words.add_widget(label)
         self.row = BoxLayout(orientation="horizontal", size_hint_y=0.38, spacing=unit * 3)
-        self.row.add_widget(self.arrow)
-        self.row.add_widget(words)
 
     def show(self, view: CallView | None, labels: Labels, width: float) -> None:
         if view is None:
@@ -164,7 +177,10 @@ class HeroPanel(Filled):
         fits = (width - self.unit * 9) / (DIGIT_EM * max(1, len(view.number)))  # the panel less its paddings
         put(self.number, text=view.number, font_size=min(self.unit * 34, fits * 0.95))
         put(self.caption, text=say(msg("display.recall"), view.lang) if view.recall else "")
-        self.arrow.point(view.direction)
+        arrange(self.row, ordered([self.arrow, self.words], view.lang))  # the words beside the arrow, mirrored
+        self.arrow.point(view.direction)  # never mirrored: it shows where the counter really is
+        for label in (self.counter, self.direction, self.place):
+            put(label, halign=align("start", view.lang))
         put(self.counter, text=view.counter_name)
         put(self.direction, text=say(view.direction_text, view.lang))
         put(self.place, text=view.place)
@@ -181,10 +197,10 @@ class CallRow(BoxLayout):
         self.chip.add_widget(self.number)
         self.arrow = ArrowWidget("ahead", rgba(MUTED if muted else TEXT), size_hint_x=0.12)
         self.counter = box_label("", height * 0.5, MUTED if muted else TEXT, bold=not muted, size_hint_x=0.52)
-        for child in (self.chip, self.arrow, self.counter):
-            self.add_widget(child)
 
     def show(self, view: CallView) -> None:
+        arrange(self, ordered([self.chip, self.arrow, self.counter], view.lang))
+        put(self.counter, halign=align("start", view.lang))
         paint(self.chip.fill, rgba(view.colour, 0.55 if self.muted else 1.0))
         paint(self.chip.frame, rgba(HIGHLIGHT) if view.highlight else NONE)
         put(self.number, text=view.number)
@@ -227,6 +243,10 @@ class SidePanel(BoxLayout):
         self.filler = Widget()
 
     def show(self, labels: Labels, current: tuple[CallView, ...], history: tuple[CallView, ...]) -> None:
+        rtl = is_rtl_language(labels.lang)
+        put(self, padding=[0, 0, self.unit * 2, 0] if rtl else [self.unit * 2, 0, 0, 0])  # the gap on the hero's side
+        for title in (self.now_title, self.earlier_title):
+            put(title, halign=align("start", labels.lang))
         gap = self.spacing / self.unit
         room = COLUMN_UNITS
         children: list[Widget] = []
@@ -255,13 +275,12 @@ class QueueCell(Filled):
         self.name = fit_label(unit * 2.0, unit * 1.5, TEXT, bold=True, lines=2, size_hint_y=0.5)
         self.waiting = fit_label(unit * 2.0, unit * 1.3, MUTED, size_hint_y=0.25)
         self.wait = fit_label(unit * 2.0, unit * 1.3, MUTED, size_hint_y=0.25)
-        words = BoxLayout(orientation="vertical")
+        self.words = BoxLayout(orientation="vertical")
         for label in (self.name, self.waiting, self.wait):
-            words.add_widget(label)
-        self.add_widget(self.letter_box)
-        self.add_widget(words)
+            self.words.add_widget(label)
 
     def show(self, view: QueueView, lang: str) -> None:
+        arrange(self, ordered([self.letter_box, self.words], lang))
         paint(self.letter_box.fill, rgba(view.colour))
         put(self.letter, text=view.letter)
         for label, words in ((self.name, view.name), (self.waiting, say(view.waiting, lang)),
@@ -283,7 +302,7 @@ class QueueBar(BoxLayout):
             if view.topic not in self.cells:
                 self.cells[view.topic] = QueueCell(self.unit)
             self.cells[view.topic].show(view, lang)
-        arrange(self, [self.cells[view.topic] for view in queues])
+        arrange(self, ordered([self.cells[view.topic] for view in queues], lang))
 
 
 class NoticePanel(BoxLayout):

@@ -11,11 +11,9 @@ Kivy must be configured (ui.kivy_env.configure_kivy) before this module is impor
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from kivy.app import App
-from kivy.clock import Clock, mainthread
+from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.graphics import Color, Line, Rectangle, RoundedRectangle
 from kivy.uix.behaviors import ButtonBehavior
@@ -28,8 +26,19 @@ from kiosk.controller import KioskController
 from kiosk.model_types import Button, Msg, Screen, Text, Touch
 from kiosk.reach import REACH_TOP
 from ui import i18n
-from ui.kivy_env import DIGIT_EM, FONT, FONT_BOLD, RGBA, flush_each_frame, freeze_start_up, release_memory, rgba
-from ui.kivy_text import FitLabel, measure
+from ui.device_app import DeviceApp
+from ui.kivy_env import (
+    DIGIT_EM,
+    FONT,
+    FONT_BOLD,
+    RGBA,
+    fix_mmap_threshold,
+    flush_each_frame,
+    freeze_start_up,
+    release_memory,
+    rgba,
+)
+from ui.kivy_text import FitLabel, line_height, measure
 from ui.text_fit import wrap
 from ui.text_shaping import is_rtl_language
 
@@ -40,7 +49,9 @@ class Theme:
     """Colours and sizes of one screen; accessibility mode swaps in high contrast and larger text."""
 
     def __init__(self, high_contrast: bool, large_text: bool, height: float) -> None:
-        self.unit = height / 100.0 * (LARGE_TEXT if large_text else 1.0)  # one percent of the screen's height
+        self.base = height / 100.0  # one percent of the screen's height: the normal mode's unit
+        self.scale = LARGE_TEXT if large_text else 1.0
+        self.unit = self.base * self.scale
         self.high_contrast = high_contrast
         if high_contrast:
             self.background, self.text, self.muted = rgba("#000000"), rgba("#ffffff"), rgba("#ffffff")
@@ -204,6 +215,15 @@ class ScreenDrawer:
         lines = wrap(name, width, theme.size(2.8), measure(FONT_BOLD), self.screen.lang, hyphenate=False)
         return len(lines) if lines else 3
 
+    def row_weight(self, name: str) -> float:
+        """A topic row's share of the accessible block, in pixels it needs: its name's lines, or its letter at the
+        normal mode's size if that is taller (a one-line name's row would otherwise shrink the letter), plus a
+        fifth of a line to breathe. The block's spare room (or want) is shared in proportion."""
+        theme = self.theme
+        name_line = line_height(FONT_BOLD, 1.0)(theme.size(2.8))
+        letter_line = line_height(FONT_BOLD, 1.0)(theme.base * 5.5)
+        return max(self.name_lines(name) * name_line, letter_line) + 0.2 * name_line
+
     def language_button(self, button: Button) -> Widget:
         theme = self.theme
         fill = theme.selected if button.selected else theme.button
@@ -222,10 +242,13 @@ class ScreenDrawer:
                              padding=[theme.size(1.0 if compact else 1.5), 0 if compact else theme.size(0.5)],
                              spacing=theme.size(1.0 if compact else 1.5))
         ink = self.ink_on(colour)
-        letter = fill_label(button.letter or "", theme.size(3.2 if compact else 5.5), ink, lang)
+        # the letter: in the accessible mode never below the normal mode's largest size (so never below what the
+        # normal mode drew, which can only have shrunk from it), up to LARGE_TEXT times it where the row allows
+        letter = fill_label(button.letter or "", theme.size(5.5), ink, lang,
+                            smallest=theme.base * 5.5 if compact else 0.0)
         if compact:
             letter.size_hint_x, letter.width = None, theme.size(5.0)
-            widget.size_hint_y = self.name_lines(self.t(button.label)) + 0.2  # its share of the block
+            widget.size_hint_y = self.row_weight(self.t(button.label))  # its share of the block
         else:
             letter.size_hint_x = 0.16
         words = BoxLayout(orientation="vertical")
@@ -272,6 +295,21 @@ class ScreenDrawer:
             row.add_widget(widget)
         self.add(row)
 
+    def number_size(self, characters: int) -> float:
+        """The ticket number's font size: one line, as large as the screen's width allows, and in the accessible
+        mode exactly LARGE_TEXT times the normal mode's.
+
+        Both modes are sized from the width the accessible mode leaves (its margins are wider): a normal number
+        as wide as the screen would leave the accessible one no room to be larger, and it came out smaller.
+        """
+        theme = self.theme
+        margins = 2 * max(12.0, theme.base * LARGE_TEXT * 3)  # KioskRoot.show's padding in the accessible mode
+        widest = ((self.root.width or Window.width) - margins) / (DIGIT_EM * max(1, characters)) * 0.95
+        if self.screen.flags.big_number:  # no paper: the number is all the visitor has, as large as it goes
+            return min(theme.size(24), widest)
+        normal = min(theme.base * 16, widest / LARGE_TEXT)
+        return normal * theme.scale
+
     def ticket(self) -> None:
         screen, theme = self.screen, self.theme
         ticket = screen.ticket
@@ -279,10 +317,8 @@ class ScreenDrawer:
         big = screen.flags.big_number
         self.lines(screen.title, 3.0, colour=theme.muted)
         number_colour = theme.text if theme.high_contrast else rgba(ticket.colour)
-        width = (self.root.width or Window.width) - 2 * theme.size(3)
-        fits = width / (DIGIT_EM * max(1, len(ticket.number)))  # one line, never wrapped or clipped
         number = Label(text=ticket.number, font_name=FONT_BOLD, color=number_colour, size_hint_y=None,
-                       font_size=min(theme.size(24 if big else 16), fits * (0.95 if big else 0.8)))
+                       font_size=self.number_size(len(ticket.number)))
         number.bind(texture_size=lambda widget, texture: setattr(widget, "height", texture[1]))
         self.add(number)
         first, *rest = screen.body
@@ -296,20 +332,20 @@ class ScreenDrawer:
         self.controls()
 
 
-class KioskApp(App):
+class KioskApp(DeviceApp):
     """The kiosk window. `after_sync` runs once the kiosk has synced with the hall server (snapshots)."""
 
     title = "Vuoro kiosk"
 
     def __init__(self, controller: KioskController, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.controller = controller
+        super().__init__(controller, **kwargs)
+        self.controller: KioskController = controller
         self.drawn: Screen | None = None
         self.root_widget: KioskRoot | None = None
         self.frames = 0  # how many times a screen was drawn (tests check it does not redraw when idle)
-        controller.wake = self._wake
 
     def build(self) -> KioskRoot:
+        fix_mmap_threshold()
         flush_each_frame()
         freeze_start_up()
         self.root_widget = KioskRoot(self.press)
@@ -319,12 +355,7 @@ class KioskApp(App):
         self.refresh(self.controller.screen())
         return self.root_widget
 
-    def on_stop(self) -> None:
-        self.controller.stop()
-
-    @mainthread
-    def _wake(self) -> None:
-        """From another thread: drain the controller's queue on the UI thread, now."""
+    def drained(self) -> None:
         if self.controller.pump():
             self.refresh(self.controller.screen())
 
@@ -357,11 +388,3 @@ class KioskApp(App):
             return None
         return next((w for w in self.root_widget.walk(restrict=True)
                      if isinstance(w, TouchButton) and w.button_id == button_id), None)
-
-    def snapshot(self, path: str | Path) -> Path:
-        """Write the window's content as a PNG (the screen's own background, no window chrome)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        assert self.root_widget is not None
-        self.root_widget.export_to_png(str(target))
-        return target
