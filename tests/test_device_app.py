@@ -8,23 +8,17 @@ Kivy's loop ticks it once per frame.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.window_child import run_window_child
+
 ROOT = Path(__file__).resolve().parents[1]
-CHILD_S = 120.0  # only bounds a child that hangs
 
 
 def test_wakes_from_many_threads_coalesce_and_none_is_lost(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIVY_HOME": str(tmp_path / "kivy"), "KIVY_NO_ARGS": "1",
-           "KIVY_NO_CONSOLELOG": "1"}
-    done = subprocess.run([sys.executable, __file__], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=CHILD_S)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_window_child([__file__], tmp_path / "kivy")
     assert report["burst"] == {"pumps": 1, "drained": 400}, "400 wakes in one frame: one pump drains them all"
     assert report["idle"] == {"pumps": 1, "drained": 400}, "no wake, no pump"
     assert report["during"] == {"pumps": 3, "drained": 402}, \

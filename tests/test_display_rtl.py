@@ -12,8 +12,6 @@ pixel as in English (left to right inside the Arabic board). Pictures: pictures(
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +19,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.window_child import run_window_child
 from ui.text_shaping import visual_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = "1280x720"
-CHILD_S = 300.0  # bounds a child that hangs; two boards take a few seconds
 LANGS = ("en", "ar")
 
 
@@ -33,13 +31,7 @@ LANGS = ("en", "ar")
 def boards(tmp_path_factory: pytest.TempPathFactory, pictures: Callable[[str], Path]) -> dict[str, Any]:
     out = pictures("display") / "rtl"
     home = tmp_path_factory.mktemp("kivy")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIVY_HOME": str(home), "KIVY_NO_ARGS": "1",
-           "KIVY_NO_CONSOLELOG": "1"}
-    done = subprocess.run([sys.executable, __file__, str(out)], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=CHILD_S)
-    log = "".join(path.read_text(errors="replace") for path in sorted(home.glob("logs/*.txt")))
-    assert done.returncode == 0, f"{done.stderr[-3000:]}\n--- Kivy log\n{log[-3000:]}"
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_window_child([__file__, str(out)], home)
     report["out"] = str(out)
     return report
 
@@ -122,20 +114,13 @@ def _arrow(widget: Any) -> dict[str, Any]:
 
 
 def _board(lang: str) -> Any:
-    from dataclasses import replace
 
     from broker.config import DEMO_HALL, load_hall
-    from display.model import DisplayModel
-    from tests.test_display_model import Feed, connect, live
+    from tests.support.gallery import open_board
+    from tests.test_display_model import live
 
     base = load_hall(DEMO_HALL)
-    hall = replace(base, languages=(lang, *(x for x in base.languages if x != lang)))
-    hall = replace(hall, displays={k: replace(v, rotate_languages_s=0) for k, v in hall.displays.items()})
-    feed = Feed(hall)
-    for device in ("1", "2", "3", "4", "6"):
-        feed.counter(device, "open")
-    model = DisplayModel.for_display(hall, "entrance")
-    connect(model, feed)
+    hall, feed, model = open_board(base, lang)
     for topic, device in (("general", "1"), ("parking", "3"), ("social", "2"), ("permits", "4")):
         feed.issue(topic, lang=lang)
         live(model, feed, feed.counter(device, "next"))

@@ -17,8 +17,6 @@ Pictures: pictures("kiosk")/accessible (look at them).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +25,11 @@ from typing import Any
 import pytest
 
 from kiosk.reach import REACH_TOP
+from tests.support.window_child import run_window_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = "540x960"
 LANGS = ("en", "sv", "fi", "se", "de", "ar")
-CHILD_S = 300.0  # bounds a child that hangs; 24 screens take a few seconds
 TOLERANCE_PX = 0.5  # font sizes are rounded to tenths of a pixel by the fitting
 LARGE_TEXT = 1.3  # kiosk.app.LARGE_TEXT (checked below): not imported here, as the child must set Kivy up first
 
@@ -46,13 +44,7 @@ def test_the_measure_is_the_apps() -> None:
 def screens(tmp_path_factory: pytest.TempPathFactory, pictures: Callable[[str], Path]) -> dict[str, Any]:
     out = pictures("kiosk") / "accessible"
     home = tmp_path_factory.mktemp("kivy")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIVY_HOME": str(home), "KIVY_NO_ARGS": "1",
-           "KIVY_NO_CONSOLELOG": "1"}
-    done = subprocess.run([sys.executable, __file__, str(out), *LANGS], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=CHILD_S)
-    log = "".join(path.read_text(errors="replace") for path in sorted(home.glob("logs/*.txt")))
-    assert done.returncode == 0, f"{done.stderr[-3000:]}\n--- Kivy log\n{log[-3000:]}"
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_window_child([__file__, str(out), *LANGS], home)
     assert set(report) == {f"{screen}-{mode}-{lang}" for screen in ("topic", "ticket")
                            for mode in ("normal", "accessible") for lang in LANGS}
     return report

@@ -246,23 +246,32 @@ def counter(out: Path, langs: list[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------- display
 
 
+def open_board(base: Any, lang: str) -> tuple[Any, Any, Any]:
+    """The entrance display of `base` in `lang` (not turning through languages), its counters open and synced:
+    (hall, feed, model)."""
+    from display.model import DisplayModel
+    from tests.test_display_model import Feed, connect
+
+    hall = replace(base, languages=(lang, *(x for x in base.languages if x != lang)))
+    hall = replace(hall, displays={k: replace(v, rotate_languages_s=0) for k, v in hall.displays.items()})
+    feed = Feed(hall)
+    for device in ("1", "2", "3", "4", "6"):
+        feed.counter(device, "open")
+    model = DisplayModel.for_display(hall, "entrance")
+    connect(model, feed)
+    return hall, feed, model
+
+
 def display(out: Path, langs: list[str]) -> dict[str, Any]:
     from kivy.core.window import Window
 
     from display.app import BoardView
-    from display.model import DisplayModel
-    from tests.test_display_model import Feed, connect, live
+    from tests.test_display_model import live
 
     gallery = Gallery("display", out)
     base = _hall(langs)
     for lang in langs:
-        hall = replace(base, languages=(lang, *(x for x in base.languages if x != lang)))
-        hall = replace(hall, displays={k: replace(v, rotate_languages_s=0) for k, v in hall.displays.items()})
-        feed = Feed(hall)
-        for device in ("1", "2", "3", "4", "6"):
-            feed.counter(device, "open")
-        model = DisplayModel.for_display(hall, "entrance")
-        connect(model, feed)
+        hall, feed, model = open_board(base, lang)
         view = BoardView(hall.colour, Window.height / 100.0, size=Window.size)
         Window.add_widget(view)
         for topic, device in (("general", "1"), ("parking", "3"), ("social", "2"), ("permits", "4")):
@@ -282,17 +291,9 @@ GALLERY_S = 600.0  # one app's screens in every language; only bounds a run that
 
 def run(app: str, out: Path, langs: list[str], kivy_home: Path) -> dict[str, Any]:
     """Run one app's gallery in a child process (Kivy's window is global to a process); its JSON report."""
-    import os
-    import subprocess
+    from tests.support.window_child import run_window_child
 
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root), "KIVY_HOME": str(kivy_home)}
-    done = subprocess.run([sys.executable, "-m", "tests.support.gallery", app, str(out), *langs], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=GALLERY_S)
-    log = "".join(path.read_text(errors="replace") for path in sorted(kivy_home.glob("logs/*.txt")))
-    assert done.returncode == 0, f"{done.stderr[-3000:]}\n--- Kivy log\n{log[-3000:]}"
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    return run_window_child(["-m", "tests.support.gallery", app, str(out), *langs], kivy_home, GALLERY_S)
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
