@@ -41,7 +41,7 @@ from display.widgets import (
     say,
 )
 from ui.device_app import DeviceApp
-from ui.kivy_env import fix_mmap_threshold, flush_each_frame, freeze_start_up, release_memory
+from ui.kivy_env import flush_each_frame, freeze_start_up, release_memory
 
 
 class BoardView(FloatLayout):
@@ -161,7 +161,6 @@ class DisplayApp(DeviceApp):
         self._release = Clock.create_trigger(lambda dt: release_memory(), RELEASE_AFTER_S)
 
     def build(self) -> BoardView:
-        fix_mmap_threshold()
         flush_each_frame()
         freeze_start_up()  # the collections of release_memory then walk only what the board made since
         ExceptionManager.add_handler(KeepRunning())

@@ -32,7 +32,6 @@ from ui.kivy_env import (
     FONT,
     FONT_BOLD,
     RGBA,
-    fix_mmap_threshold,
     flush_each_frame,
     freeze_start_up,
     release_memory,
@@ -345,7 +344,6 @@ class KioskApp(DeviceApp):
         self.frames = 0  # how many times a screen was drawn (tests check it does not redraw when idle)
 
     def build(self) -> KioskRoot:
-        fix_mmap_threshold()
         flush_each_frame()
         freeze_start_up()
         self.root_widget = KioskRoot(self.press)
