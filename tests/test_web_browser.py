@@ -195,25 +195,27 @@ def test_without_javascript_the_page_shows_each_state_on_reload_and_takes_the_ra
 
 def _reload_until(driver: Any, text: str) -> None:
     """Reload as the visitor would (the page also refreshes itself without scripts) until it says `text`."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     def reloaded(d: Any) -> bool:
         d.refresh()
         return text in _title(d)
 
-    WebDriverWait(driver, PAGE_S, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException]).until(
+    # a reload's old elements go stale (see _wait_main): asked again until the deadline
+    WebDriverWait(driver, PAGE_S, poll_frequency=0.5, ignored_exceptions=[WebDriverException]).until(
         reloaded, f"the page never said {text!r}")
 
 
 def _wait_main(driver: Any, text: str) -> None:
     """Until the page's main part says `text`: across a navigation (a form's post, its redirect), whose old
-    elements go stale under the test's hands."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    elements go stale under the test's hands (chromedriver says so as a stale element, or as "Node with given id
+    does not belong to the document", or finds no <main> yet): each is asked again until the deadline."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, PAGE_S, ignored_exceptions=[StaleElementReferenceException]).until(
+    WebDriverWait(driver, PAGE_S, ignored_exceptions=[WebDriverException]).until(
         lambda d: text in d.find_element(By.TAG_NAME, "main").text, f"the page never said {text!r}")
 
 
