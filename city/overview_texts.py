@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from functools import cache
 from pathlib import Path
 
 from ui.i18n import available_languages, translator
@@ -52,6 +53,7 @@ def page_texts(lang: str) -> dict[str, str]:
     return {mid: t.template(mid) for mid in sorted(MESSAGE_IDS)}
 
 
+@cache  # one page per language, read and filled once: the file and the catalogues do not change while it runs
 def render_page(lang: str) -> str:
     """overview.html in `lang`: its lang and dir, the title, and the words as a JSON data block (not a script: the
     page's own script reads it, so the data never runs)."""

@@ -117,8 +117,7 @@ def render_bridge(hall_id: str, settings: BridgeSettings, *, template: Path = BR
     """The bridge section of the hall's Mosquitto config. With mqtts:// the bridge connects in plain MQTT to the
     hall's own TLS tunnel on loopback (render_tunnel), never with Mosquitto's TLS: see city-tunnel.conf for why."""
     central = BrokerAddress.parse(settings.central)
-    host = f"[{central.host}]" if ":" in central.host else central.host
-    address = f"127.0.0.1:{tunnel_port}" if central.tls else f"{host}:{central.port}"
+    address = f"127.0.0.1:{tunnel_port}" if central.tls else _host_port(central)
     text = template.read_text(encoding="utf-8").format(
         connection=f"vuoro-{hall_id}-central", address=address, clientid=f"vuoro-bridge-{hall_id}",
         username=bridge_username(hall_id), password=settings.password)
@@ -134,12 +133,17 @@ def render_tunnel(settings: BridgeSettings, conf_path: Path, *, ca_file: Path | 
     central = BrokerAddress.parse(settings.central)
     if not central.tls:
         raise ValueError(f"{settings.central}: only an mqtts:// centre goes through the tunnel")
-    host = f"[{central.host}]" if ":" in central.host else central.host
     text = template.read_text(encoding="utf-8").format(conf_path=conf_path, accept_port=accept_port,
-                                                       central=f"{host}:{central.port}")
+                                                       central=_host_port(central))
     lines = [text.rstrip("\n"), f"CAfile = {ca_file}" if ca_file is not None else "CApath = /etc/ssl/certs"]
     lines.append(f"checkIP = {central.host}" if _is_ip(central.host) else f"checkHost = {central.host}")
     return "\n".join(lines) + "\n"
+
+
+def _host_port(address: BrokerAddress) -> str:
+    """host:port as Mosquitto and stunnel write an address (an IPv6 host in brackets)."""
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
 
 
 def _is_ip(host: str) -> bool:
