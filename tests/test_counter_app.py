@@ -267,6 +267,10 @@ def _panel_process(role: str, broker_url: str, out: Path, flags: Path) -> int:  
         drawn = panel()
         return drawn.notice.text.id if drawn is not None and drawn.notice is not None else None
 
+    def enabled(action: str) -> bool:
+        drawn = panel()
+        return drawn is not None and any(a.id == action and a.enabled for a in drawn.actions)
+
     def has_alert(prefix: str) -> bool:
         drawn = panel()
         return drawn is not None and any(a.id.startswith(prefix) for a in drawn.alerts)
@@ -278,10 +282,11 @@ def _panel_process(role: str, broker_url: str, out: Path, flags: Path) -> int:  
         key(NUM_8)  # open the counter from the number pad
         yield lambda: panel() is not None and panel().header.status == "open"
         say("open")
-        yield lambda: panel().queues[0].waiting >= 2
+        yield lambda: panel().queues[0].waiting >= 2 and enabled("next")
         key(ENTER)
         yield lambda: current() is not None
         report["served"].append(current())
+        yield lambda: enabled("forward")
         yield 0.3
         shot("front-serving")
         touch("forward")  # the forward dialog by touch
@@ -307,7 +312,9 @@ def _panel_process(role: str, broker_url: str, out: Path, flags: Path) -> int:  
         forwarded = current()
         say("forwarded", number=forwarded)
         touch("confirm")
-        yield lambda: current() is None and panel().dialog is None
+        # the counter's retained state may show it free before the reply to `forward` is in; until that reply
+        # the panel refuses another action as busy, so wait for `next` to be offered, as staff would see it
+        yield lambda: current() is None and panel().dialog is None and enabled("next")
         key(13)  # Enter on the main keyboard: the next visitor
         yield lambda: current() is not None
         report["served"].append(current())
@@ -327,6 +334,7 @@ def _panel_process(role: str, broker_url: str, out: Path, flags: Path) -> int:  
         say("alert", number=number)
         yield 0.3
         shot("specialist-alert")
+        yield lambda: enabled("next")
         key(ENTER)
         yield lambda: current() == number
         report["served"].append(number)
@@ -350,7 +358,7 @@ def _panel_process(role: str, broker_url: str, out: Path, flags: Path) -> int:  
         say("offline")
         yield lambda: panel().header.link == "online" and panel().current is not None and not panel().current.stale
         key(PLUS)  # recall
-        yield lambda: panel().current is not None and panel().current.recalls == 1
+        yield lambda: panel().current is not None and panel().current.recalls == 1 and enabled("done")
         touch("done")
         yield lambda: current() is None and notice() == "counter.ok.done"
         say("done")
