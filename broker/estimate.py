@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -73,24 +74,57 @@ class _Lane:
         return (self.priority or self.normal).popleft()
 
 
+class _Heads(dict[str, int | None]):
+    """Each topic's oldest order in the play (None: nobody waits), read straight from the state until the
+    play first changes that topic's lane. `next_source` asks for it for every topic of a counter's tiers at
+    every call played: a plain dict lookup keeps that off the interpreter's slow path."""
+
+    def __init__(self, state: HallState) -> None:
+        super().__init__()
+        self.state = state
+
+    def __missing__(self, topic: str) -> int | None:
+        keys = self.state.waiting[topic]
+        head: int | None = None
+        if keys:
+            split = self.state.priority_waiting(topic)
+            head = keys[0][1] if split == len(keys) or split == 0 else min(keys[0][1], keys[split][1])
+        self[topic] = head
+        return head
+
+
 class _Lanes(dict[str, _Lane]):
-    """The queues, copied from the state the first time the play-forward looks at each (most never are)."""
+    """The queues, copied from the state the first time the play-forward changes each (most never are)."""
 
     def __init__(self, state: HallState, depth: int) -> None:
         super().__init__()
         self.state, self.depth = state, depth  # no more can be called while playing forward
+        self.heads = _Heads(state)
 
     def __missing__(self, topic: str) -> _Lane:
         keys, depth = self.state.waiting[topic], self.depth
         split = self.state.priority_waiting(topic)
-        lane = self[topic] = _Lane(deque(k[1] for k in keys[:min(split, depth)]),
-                                   deque(k[1] for k in keys[split:split + depth]),
+        lane = self[topic] = _Lane(deque(map(_ORDER, keys[:min(split, depth)])),
+                                   deque(map(_ORDER, keys[split:split + depth])),
                                    priority_rest=max(0, split - depth),
                                    normal_rest=max(0, len(keys) - split - depth))
         return lane
 
-    def oldest(self, topic: str) -> int | None:
-        return self[topic].oldest()
+    def call(self, topic: str) -> int:
+        """Take the next ticket of the topic off its lane (priority first)."""
+        lane = self[topic]
+        order = lane.pop()
+        self.heads[topic] = lane.oldest()
+        return order
+
+    def join(self, topic: str, order: int, priority: bool = False) -> None:
+        """Put a ticket at the end of the topic's lane."""
+        lane = self[topic]
+        (lane.priority if priority else lane.normal).append(order)
+        self.heads[topic] = lane.oldest()
+
+
+_ORDER = operator.itemgetter(1)  # a waiting key is (priority rank, order, number)
 
 
 TARGET = 1 << 60  # the order of the ticket being estimated: after everyone present
@@ -117,10 +151,10 @@ def _play_forward(state: HallState, topic: str, priority: bool, now: float) -> f
     ahead = state.priority_waiting(topic) if priority else len(state.waiting[topic])
     reachable = ahead < MAX_PICKS
     play = _Play(state, topic, now, MAX_PICKS if reachable else PACE_PICKS)
-    lane = play.lanes[topic]
     if reachable:
-        (lane.priority if priority else lane.normal).append(TARGET)
+        play.lanes.join(topic, TARGET, priority)
     reached = play.run()
+    lane = play.lanes[topic]
     if reached is not None:
         return reached - now
     # not reached by playing forward: the rest goes at the pace the topic was served at meanwhile
@@ -149,13 +183,15 @@ class _Play:
 
     def run(self) -> float | None:
         """Play up to `picks` calls; the moment the estimated ticket is called, or None if it is not."""
-        free, hall = self.free, self.hall
+        free, hall, arrivals = self.free, self.hall, self.arrivals
+        service: dict[tuple[str, str], float] = {}
         for _ in range(self.picks):
             if not free:
                 break
             at, counter_id = heapq.heappop(free)
             self.clock = at
-            self._arrive_until(at)
+            if arrivals and arrivals[0][0] <= at:
+                self._arrive_until(at)
             picked = _pick(hall.counters[counter_id].tiers, self.lanes, self.forwarded.get(counter_id))
             if picked is None:
                 if self.arrivals:  # idle until the next arrival
@@ -168,7 +204,10 @@ class _Play:
                 self.served_here += 1
                 self.served_then = self.served_then + 1 if at == self.last_call else 1
                 self.last_call = at
-            heapq.heappush(free, (at + self.model.service_s(picked_topic, counter_id), counter_id))
+            took = service.get((picked_topic, counter_id))
+            if took is None:  # the model's figure is a few lookups and sums: once per pair in a play
+                took = service[picked_topic, counter_id] = self.model.service_s(picked_topic, counter_id)
+            heapq.heappush(free, (at + took, counter_id))
         return None
 
     def _arrive_until(self, at: float) -> None:
@@ -176,7 +215,7 @@ class _Play:
         arrivals, now = self.arrivals, self.now
         while arrivals and arrivals[0][0] <= at:
             when, other = heapq.heappop(arrivals)
-            self.lanes[other].normal.append(TARGET + 1 + int((when - now) * 1000))
+            self.lanes.join(other, TARGET + 1 + int((when - now) * 1000))
             self.added += 1
             gap = self.gaps[other]
             if when + gap < now + ARRIVAL_HORIZON_S and self.added < self.picks:  # no more than could be called
@@ -227,23 +266,25 @@ def _later_arrivals(state: HallState, topic: str, now: float,
 def _pick(tiers: tuple[tuple[str, ...], ...], lanes: _Lanes,
           forwarded: deque[str] | None) -> tuple[str, int] | None:
     """Whom `Engine.pick_next` would call, by the same rule (broker/routing.py): the topic and the order."""
-    source = next_source(tiers, lanes.oldest, forwarded=bool(forwarded))
+    source = next_source(tiers, lanes.heads.__getitem__, forwarded=bool(forwarded))
     if source is None:
         return None
     if source == FORWARDED:
         assert forwarded is not None
         return forwarded.popleft(), 0
-    return source, lanes[source].pop()
+    return source, lanes.call(source)
 
 
 def _competitors(state: HallState, topic: str) -> list[str]:
-    """Topics served before (or beside) this one at a counter that serves it: their new visitors compete.
-    (The topic's own new visitors come after the ticket and never go before it.)"""
+    """Topics served in an earlier tier than this one at a counter that serves it: their new visitors go first.
+
+    New visitors of the topic itself, and of topics beside it in its tier, come after the ticket: a tier is
+    served longest wait first, so they are never called before it at that counter and are not played."""
     hall = state.hall
     found: dict[str, None] = {}
     for counter in hall.counters_serving(topic):
         tier = counter.tier_of(topic) or 0
-        for earlier in counter.tiers[:tier + 1]:
+        for earlier in counter.tiers[:tier]:
             found.update(dict.fromkeys(t for t in earlier if t != topic))
     return list(found)
 
