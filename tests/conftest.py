@@ -1,12 +1,22 @@
 """Shared fixtures: the demo hall, real brokers on free ports, a hall server in this process, the folder
-pictures go to, and a check that no test leaves a thread running."""
+pictures go to, and a check that no test leaves a thread running.
+
+bin/test runs the suite on two pytest-xdist workers (most tests wait for processes, brokers and windows
+rather than compute). Each worker takes whole modules, so a module's shared fixtures are made once; the
+modules that advertise or look for halls by zeroconf share one worker, because multicast on loopback is
+one network for both workers and a hall one of them advertises would answer the other's look for it.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +46,18 @@ THREAD_END_S = 10.0  # a stopped component's threads get this long to end (only 
 
 
 @pytest.fixture(autouse=True)
+def signal_handlers_restored() -> Iterator[None]:
+    """A test that runs `vuoro.cli.main` in this process gets the handlers a command sets for its own process
+    (SIGPIPE to the default, so that `vuoro status | head` ends quietly): put back, or this worker process
+    would die of the next write to a closed pipe instead of getting an error, and take its tests with it."""
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in kept.items():
+        if handler is not None and signal.getsignal(sig) != handler:
+            signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """As python-zeroconf does: a test that leaves a thread running fails (a Zeroconf, a client loop, a printer
     monitor, a broker not closed). Threads that end soon after the test are waited for, not reported."""
@@ -54,11 +76,43 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pictures: makes pictures the README shows (bin/screenshots runs these)")
 
 
+# Modules whose tests advertise a hall, look for one, or expect to find none, on loopback multicast
+ZEROCONF_MODULES = frozenset({"test_discovery", "test_doctor", "test_wheel_install"})
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: without xdist (-p no:xdist) it is never called
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole modules to each worker, the zeroconf modules as one unit (see the module's docstring)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist has no type hints here
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "zeroconf" if Path(module).stem in ZEROCONF_MODULES else module
+
+    return ModuleScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that takes the pictures fixture is marked `pictures`: bin/screenshots selects them so."""
     for item in items:
         if "pictures" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.pictures)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_runtime_dir() -> Iterator[None]:
+    """Runfiles (broker/runfile.py) of the servers this run starts go to a folder of the run's own: neither a
+    demo the user has running nor the other worker's servers of the same hall id find or overwrite them."""
+    folder = tempfile.mkdtemp(prefix="vuoro-test-run-")
+    before = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = folder
+    yield
+    if before is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = before
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
