@@ -6,6 +6,7 @@ wrong, and an unknown key is an error (a typo must not silently fall back to a d
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import tomllib
@@ -63,15 +64,21 @@ class Counter:
     location: Text
     wayfinding: Text
     tiers: tuple[tuple[str, ...], ...]
+    # topic -> its first tier here: the expected wait asks for each counter at every ticket drawn
+    _tier_index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, int] = {}
+        for number, tier in enumerate(self.tiers):
+            for topic in tier:
+                index.setdefault(topic, number)
+        object.__setattr__(self, "_tier_index", index)
 
     def serves(self, topic: str) -> bool:
-        return any(topic in tier for tier in self.tiers)
+        return topic in self._tier_index
 
     def tier_of(self, topic: str) -> int | None:
-        for index, tier in enumerate(self.tiers):
-            if topic in tier:
-                return index
-        return None
+        return self._tier_index.get(topic)
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,13 @@ class HallConfig:
         return next((t for t in self.topics.values() if t.letter == letter), None)
 
     def counters_serving(self, topic: str) -> list[Counter]:
-        return [c for c in self.counters.values() if c.serves(topic)]
+        return list(self._serving.get(topic, ()))
+
+    @functools.cached_property
+    def _serving(self) -> dict[str, tuple[Counter, ...]]:
+        """Topic -> the counters that serve it, in the file's order (worked out once: the hall never changes)."""
+        return {t: tuple(c for c in self.counters.values() if c.serves(t))
+                for t in {t for c in self.counters.values() for tier in c.tiers for t in tier}}
 
     def home_counters(self, topic: str) -> list[Counter]:
         """The counters that serve a topic first (its visitors wait near them); else all that serve it."""

@@ -38,7 +38,9 @@ __all__ = ["Estimate", "WaitModel", "epoch_s", "estimate_wait", "round_wait_minu
 
 REMAINING_FLOOR = 0.5  # a visit past its expected length still has half of one to go
 OVERDUE_PAUSE_SHARE = 0.3
-MAX_PICKS = 120  # calls played forward exactly; beyond them the topic's pace is extrapolated
+# calls played forward exactly; beyond them the topic's pace is extrapolated (bench/estimate_bench.py: as close
+# as with 120, at half the work for every ticket drawn)
+MAX_PICKS = 60
 PACE_PICKS = 30  # calls played forward to learn the pace when the ticket is further back than MAX_PICKS
 ARRIVAL_HORIZON_S = 3 * 3600.0
 
