@@ -32,6 +32,7 @@ from ui.kivy_env import (
     FONT,
     FONT_BOLD,
     RGBA,
+    fix_mmap_threshold,
     flush_each_frame,
     freeze_start_up,
     release_memory,
@@ -41,6 +42,7 @@ from ui.kivy_text import FitLabel, line_height, measure
 from ui.text_fit import wrap
 from ui.text_shaping import is_rtl_language
 
+RELEASE_AFTER_S = 0.5  # after the start screen is drawn: collect, trim the heap, drop the hyphenation dictionaries
 LARGE_TEXT = 1.3  # the accessible mode's text against the normal mode's: WCAG's large text, and never smaller
 
 
@@ -342,9 +344,11 @@ class KioskApp(DeviceApp):
         self.drawn: Screen | None = None
         self.root_widget: KioskRoot | None = None
         self.frames = 0  # how many times a screen was drawn (tests check it does not redraw when idle)
+        self._release = Clock.create_trigger(lambda dt: release_memory(), RELEASE_AFTER_S)
 
     def build(self) -> KioskRoot:
         flush_each_frame()
+        fix_mmap_threshold()
         freeze_start_up()
         self.root_widget = KioskRoot(self.press)
         self.root_widget.bind(size=lambda *_: self.redraw(force=True))
@@ -362,11 +366,10 @@ class KioskApp(DeviceApp):
 
     def refresh(self, screen: Screen) -> None:
         if screen != self.drawn:
-            visit_over = screen.name == "start" and self.drawn is not None and self.drawn.name != "start"
             self.drawn = screen
             self.redraw()
-            if visit_over:  # after the start screen's frame, while nobody is at the kiosk
-                Clock.schedule_once(lambda dt: release_memory(), 0.5)
+            if screen.name == "start":  # after the start screen's frame, while nobody is at the kiosk: a visit
+                self._release()  # ended, or the kiosk started or synced (its first screens loaded dictionaries)
 
     def redraw(self, force: bool = False) -> None:
         if self.root_widget is None or self.drawn is None:

@@ -140,11 +140,31 @@ def release_memory() -> None:
     (llvmpipe keeps textures in ordinary memory), which glibc keeps in its heap after free. Collecting, then
     trimming the heap, measured on the kiosk bench: 187 -> 161 MiB after 23 visitors (the heap stays flat
     instead of settling ~25 MiB higher). Takes a few milliseconds, so only between visitors.
+
+    The hyphenation dictionaries go too (ui.text_fit keeps the points it found per word): ~19 MiB of Python objects
+    in a kiosk that broke a German, a Swedish and an English word.
     """
+    from ui.text_fit import forget_dictionaries
+
+    forget_dictionaries()
     gc.collect()
+    _delete_gl_objects()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def _delete_gl_objects() -> None:
+    """Delete now the GL objects (label textures) of what the collection freed, and let the driver finish.
+
+    Kivy queues a freed texture's glDeleteTextures for its next frame, and llvmpipe frees the pixels only once no
+    queued rendering uses them: trimmed before that, the heap kept them until the next visitor's trim.
+    """
+    from kivy.graphics.context import get_context
+    from kivy.graphics.opengl import glFinish
+
+    get_context().gl_dealloc()
+    glFinish()
 
 
 def freeze_start_up() -> None:

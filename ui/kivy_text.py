@@ -28,8 +28,12 @@ _measurers: dict[tuple[str, float], Any] = {}
 
 
 def _core(font_name: str, size: float) -> Any:
-    """A core label per font and size, reused for measuring (each holds an open font)."""
-    key = (font_name, round(size, 1))
+    """A core label per font and size, reused for measuring (each holds an open font).
+
+    Keyed by the exact size the label is drawn at: a measurer at a rounded size opened a second font of its own
+    next to the one drawing (each open font ~55 KB of SDL_ttf, and a glyph cache).
+    """
+    key = (font_name, float(size))
     core = _measurers.get(key)
     if core is None:
         import kivy.uix.label as uix_label  # the shaping provider kivy_env installed, not the bare SDL2 one

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 
 import pyphen
 
@@ -32,20 +31,49 @@ class Fitted:
     hyphenated: bool
 
 
-@cache
+# A hyphenation dictionary is large in memory (pyphen's German one ~14 MiB of Python objects, Swedish and English
+# ~3 MiB each: ~19 MiB in a kiosk showing those languages), while the words a device ever breaks are few: the
+# catalogues' and the hall's. So the points found are kept per word, and the dictionaries only until the device is
+# idle (`forget_dictionaries`, from ui.kivy_env.release_memory): a word seen once is broken again without them.
+_dictionaries: dict[str, pyphen.Pyphen | None] = {}
+_POINTS_KEPT = 4096  # words, all languages: far more than a device's screens hold; cleared whole if ever reached
+_points: dict[tuple[str, str], tuple[int, ...]] = {}
+
+
 def _dictionary(lang: str) -> pyphen.Pyphen | None:
-    try:
-        return pyphen.Pyphen(lang=lang)
-    except KeyError:
-        return None
+    if lang not in _dictionaries:
+        try:
+            _dictionaries[lang] = pyphen.Pyphen(lang=lang)
+        except KeyError:
+            _dictionaries[lang] = None
+    return _dictionaries[lang]
+
+
+def forget_dictionaries() -> None:
+    """Drop the loaded hyphenation dictionaries (the points found stay); the next unknown word loads its own again.
+
+    pyphen keeps each dictionary it loaded in its module's `hdcache` too: those of ours leave it as well.
+    """
+    loaded = {id(d.hd) for d in _dictionaries.values() if d is not None}
+    for path, hyph in list(pyphen.hdcache.items()):
+        if id(hyph) in loaded:
+            del pyphen.hdcache[path]
+    _dictionaries.clear()
 
 
 def hyphenation_points(word: str, lang: str) -> list[int]:
     """Where a word may be broken, as indices; none for a language pyphen has no dictionary for."""
-    dictionary = _dictionary(lang)
-    if dictionary is None or len(word) < 6:
+    if len(word) < 6:
         return []
-    return [int(p) for p in dictionary.positions(word)]
+    key = (lang, word)
+    points = _points.get(key)
+    if points is None:
+        dictionary = _dictionary(lang)
+        points = () if dictionary is None else tuple(int(p) for p in dictionary.positions(word))
+        if len(_points) >= _POINTS_KEPT:
+            _points.clear()
+        _points[key] = points
+    return list(points)
 
 
 def wrap(text: str, width: float, size: float, measure: Measure, lang: str, *, hyphenate: bool) -> list[str] | None:
