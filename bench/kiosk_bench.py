@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -185,6 +186,20 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
 # ---------------------------------------------------------------- child 3: the window, soaked
 
 
+def anon_maps(top: int = 12) -> list[list[float]]:  # pragma: no cover - runs in the child
+    """The largest anonymous mappings by resident MiB: [size MiB, resident MiB] each."""
+    maps: list[list[float]] = []
+    size, name = 0.0, "x"
+    for row in Path("/proc/self/smaps").read_text().splitlines():
+        head = row.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            size, name = (end - start) / 1048576, head[5] if len(head) > 5 else ""
+        elif head and head[0] == "Rss:" and not name:
+            maps.append([round(size, 1), round(int(head[1]) / 1024, 1)])
+    return sorted(maps, key=lambda m: -m[1])[:top]
+
+
 def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visits: int,
                every: int) -> int:  # pragma: no cover
     """The real kiosk window through warmup + visits visitors; prints SOAK lines on the way, then one JSON line.
@@ -194,6 +209,10 @@ def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visi
     """
     started = time.monotonic()
     sys.path.insert(0, str(ROOT))
+    if os.environ.get("VUORO_BENCH_TRACE"):  # where the Python heap goes (slow: diagnosis only)
+        import tracemalloc
+
+        tracemalloc.start(int(os.environ["VUORO_BENCH_TRACE"]))
     from ui.kivy_env import configure_kivy
 
     configure_kivy(windowed=True, size=WINDOW, headless=True)
@@ -203,6 +222,10 @@ def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visi
     from kiosk.controller import KioskController
     from tests.support.kivy_script import drive, tap
 
+    if os.environ.get("VUORO_BENCH_PROBE"):
+        from bench.memory_probe import watch_fonts
+
+        watch_fonts(False)
     hall = load_hall(DEMO_HALL)
     controller = KioskController(hall, BrokerAddress.parse(broker_url), "KS", printer_uri)
     app = KioskApp(controller)
@@ -221,7 +244,27 @@ def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visi
             raise RuntimeError(f"no {button_id} button on {app.drawn}")
         tap(*widget.to_window(*widget.center))
 
+    def probe(label: str) -> None:  # VUORO_BENCH_PROBE=1: where the memory is (bench/memory_probe.py)
+        if os.environ.get("VUORO_BENCH_PROBE"):
+            from bench.memory_probe import FONT_IDS, arenas, kivy_counts, mallinfo, smaps
+
+            print(f"PROBE {label} rss {rss_mib():.1f} smaps {json.dumps(smaps())} malloc {json.dumps(mallinfo())} "
+                  f"arenas {json.dumps(arenas())} pyblocks {sys.getallocatedblocks()} anon {json.dumps(anon_maps())} "
+                  f"kivy {json.dumps(kivy_counts())} fonts {len(FONT_IDS)}: "
+                  f"{sorted(FONT_IDS, key=lambda x: float(x.split('|')[0]))}",
+                  flush=True)
+        if os.environ.get("VUORO_BENCH_TRACE"):
+            import tracemalloc
+
+            group = "traceback" if os.environ["VUORO_BENCH_TRACE"] != "1" else "filename"
+            total = tracemalloc.get_traced_memory()[0] / 1048576
+            print(f"PROBE {label} python heap {total:.1f} MiB", flush=True)
+            for stat in tracemalloc.take_snapshot().statistics(group)[:25]:
+                where = " < ".join(str(frame) for frame in stat.traceback)
+                print(f"PROBE   {stat.size / 1048576:6.2f} MiB {stat.count:7d} {where}", flush=True)
+
     def reading(done: int, soak_began: float) -> None:
+        probe(f"soak-{done}")
         mib, at = rss_mib(), time.monotonic() - soak_began
         report["series"].append([done, mib, at])
         print(f"SOAK {done} {mib:.1f} {at:.1f}", flush=True)
@@ -231,6 +274,7 @@ def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visi
         yield 0.5  # let the window settle
         report["synced_s"] = time.monotonic() - started
         report["rss_synced_mib"] = rss_mib()
+        probe("synced")
         soak_began = math.nan
         for visit in range(warmup + visits):
             if visit and visit % DAY_VISITS == 0:
@@ -247,6 +291,7 @@ def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visi
             if done == 0 or (done > 0 and done % every == 0) or done == visits:
                 yield QUIET_S
                 if done == 0:
+                    probe("warm")
                     report["rss_warm_mib"] = rss_mib()
                     soak_began = time.monotonic()
                     print(f"SOAK 0 {report['rss_warm_mib']:.1f} 0", flush=True)
@@ -384,6 +429,8 @@ def measure_soak(env: dict[str, str], broker: Any, tmp: Path, warmup: int, visit
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line)
+        if line.startswith("PROBE "):
+            print("   " + line.rstrip(), flush=True)
         if line.startswith("SOAK "):
             _, done, mib, at = line.split()
             print(f"   ... {int(done):,} visits after warm-up: {float(mib):.1f} MiB ({float(at) / 60:.1f} min)",
@@ -474,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="start-up runs (default 5, quick 2)")
     parser.add_argument("--soak", type=int, help="visits of the memory soak after warm-up (default 10,000, quick 300)")
     parser.add_argument("--warmup", type=int, help="visits before the soak's first reading (default 200, quick 50)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the bare window and the soak (iterating on memory): no latency, no start-up")
     parser.add_argument("--every", type=int, help="visits between readings (default 1,000, quick 100)")
     args = parser.parse_args(argv)
     tickets = args.tickets or (20 if args.quick else 100)
@@ -483,14 +532,25 @@ def main(argv: list[str] | None = None) -> int:
     soak_warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
     every = args.every or (100 if args.quick else 1000)
     return guarded(JANITOR, 300 + 1.5 * (tickets + warmup) + 40 * runs + 1.5 * (soak + soak_warmup),
-                   lambda: run(tickets, warmup, runs, (soak_warmup, soak, every), args.quick))
+                   lambda: run(tickets, warmup, runs, (soak_warmup, soak, every), args.quick,
+                                                                            args.memory_only))
 
 
-def run(tickets: int, warmup: int, runs: int, soaking: tuple[int, int, int], quick: bool) -> bool:
+def run(tickets: int, warmup: int, runs: int, soaking: tuple[int, int, int], quick: bool,
+        memory_only: bool = False) -> bool:
     soak_warmup, soak, every = soaking
     from tests.support.brokers import ServerProcess
 
     tmp, env, broker = window_bench(JANITOR, "kiosk", quick)
+    if memory_only:
+        print(f"3. resident memory (VmRSS) only, against a bare Kivy window ({WINDOW}); soak of {soak:,} visits "
+              f"after {soak_warmup}", flush=True)
+        memory = measure_soak(env, broker, tmp, soak_warmup, soak, every)
+        for line in memory.report():
+            print(line)
+        for ok, text in memory.checks():
+            print(f"   {verdict(ok)}  {text}")
+        return all(ok for ok, _ in memory.checks())
     server = ServerProcess(tmp / "hall.db", broker.address)
     JANITOR.add(server.stop)
     server.start()
