@@ -186,20 +186,6 @@ def child_latency(broker_url: str, printer_uri: str, tickets: int, warmup: int) 
 # ---------------------------------------------------------------- child 3: the window, soaked
 
 
-def anon_maps(top: int = 12) -> list[list[float]]:  # pragma: no cover - runs in the child
-    """The largest anonymous mappings by resident MiB: [size MiB, resident MiB] each."""
-    maps: list[list[float]] = []
-    size, name = 0.0, "x"
-    for row in Path("/proc/self/smaps").read_text().splitlines():
-        head = row.split()
-        if head and "-" in head[0] and not head[0].endswith(":"):
-            start, end = (int(x, 16) for x in head[0].split("-"))
-            size, name = (end - start) / 1048576, head[5] if len(head) > 5 else ""
-        elif head and head[0] == "Rss:" and not name:
-            maps.append([round(size, 1), round(int(head[1]) / 1024, 1)])
-    return sorted(maps, key=lambda m: -m[1])[:top]
-
-
 def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visits: int,
                every: int) -> int:  # pragma: no cover
     """The real kiosk window through warmup + visits visitors; prints SOAK lines on the way, then one JSON line.
@@ -246,7 +232,7 @@ def child_soak(broker_url: str, printer_uri: str, flags: Path, warmup: int, visi
 
     def probe(label: str) -> None:  # VUORO_BENCH_PROBE=1: where the memory is (bench/memory_probe.py)
         if os.environ.get("VUORO_BENCH_PROBE"):
-            from bench.memory_probe import FONT_IDS, arenas, kivy_counts, mallinfo, smaps
+            from bench.memory_probe import FONT_IDS, anon_maps, arenas, kivy_counts, mallinfo, smaps
 
             print(f"PROBE {label} rss {rss_mib():.1f} smaps {json.dumps(smaps())} malloc {json.dumps(mallinfo())} "
                   f"arenas {json.dumps(arenas())} pyblocks {sys.getallocatedblocks()} anon {json.dumps(anon_maps())} "

@@ -99,25 +99,38 @@ def arenas() -> list[list[float]]:
     return result
 
 
-def smaps() -> dict[str, float]:
-    """Resident MiB by kind of mapping: [heap], anonymous maps (thread arenas, big mallocs, GL), libraries, other."""
-    kinds: Counter[str] = Counter()
-    kind = "other"
+def mappings() -> Iterator[tuple[str, float, float]]:
+    """Each mapping of this process: its name ("" for anonymous), size and resident MiB (/proc/self/smaps)."""
     try:
         text = Path("/proc/self/smaps").read_text()
     except OSError:
-        return {}
+        return
+    name, size = "", 0.0
     for row in text.splitlines():
         head = row.split()
         if not head:
             continue
         if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
-            name = head[5] if len(head) > 5 else ""
-            kind = ("heap" if name == "[heap]" else "anon" if name == "" else
-                    "lib" if ".so" in name else "stack" if name.startswith("[stack") else "file/other")
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            name, size = (head[5] if len(head) > 5 else ""), (end - start) / 1048576
         elif head[0] == "Rss:":
-            kinds[kind] += int(head[1])
-    return {k: v / 1024 for k, v in sorted(kinds.items())}
+            yield name, size, int(head[1]) / 1024
+
+
+def smaps() -> dict[str, float]:
+    """Resident MiB by kind of mapping: [heap], anonymous maps (thread arenas, big mallocs, GL), libraries, other."""
+    kinds: Counter[str] = Counter()
+    for name, _, rss in mappings():
+        kind = ("heap" if name == "[heap]" else "anon" if name == "" else
+                "lib" if ".so" in name else "stack" if name.startswith("[stack") else "file/other")
+        kinds[kind] += rss
+    return dict(sorted(kinds.items()))
+
+
+def anon_maps(top: int = 12) -> list[list[float]]:
+    """The largest anonymous mappings by resident MiB: [size MiB, resident MiB] each."""
+    maps = [[round(size, 1), round(rss, 1)] for name, size, rss in mappings() if not name]
+    return sorted(maps, key=lambda m: -m[1])[:top]
 
 
 def kivy_counts() -> dict[str, Any]:

@@ -196,8 +196,8 @@ class _Play:
                 self._arrive_until(at)
             picked = _pick(hall.counters[counter_id].tiers, self.lanes, self.forwarded.get(counter_id))
             if picked is None:
-                if self.arrivals:  # idle until the next arrival
-                    heapq.heappush(free, (max(at, self.arrivals[0][0]), counter_id))
+                if arrivals:  # idle until the next arrival
+                    heapq.heappush(free, (max(at, arrivals[0][0]), counter_id))
                 continue
             picked_topic, order = picked
             if order == TARGET:
